@@ -1,0 +1,3 @@
+from scopegen.cli import main
+
+main()

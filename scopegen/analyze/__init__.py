@@ -1,0 +1,23 @@
+"""Static analysis of interface files: source -> (Interface IR, diagnostics).
+
+Nothing here imports the interface file or anything it imports.
+"""
+
+from __future__ import annotations
+
+from scopegen.analyze._analysis import (
+    Analysis,
+    analyze_file,
+    analyze_source,
+    default_interface_name,
+)
+from scopegen.analyze._diagnostics import Diagnostic, Severity
+
+__all__ = [
+    "Analysis",
+    "Diagnostic",
+    "Severity",
+    "analyze_file",
+    "analyze_source",
+    "default_interface_name",
+]

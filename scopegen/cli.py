@@ -1,0 +1,141 @@
+"""The ``scopegen`` command line.
+
+Each command is a thin shell over a function of the package; heavy modules
+(uvicorn, modal, the server) are imported inside the command that needs them
+so that ``scopegen lint`` stays light.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="scopegen",
+    help="Typed RPC for GPU functions: lint, build, serve and deploy interface files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+    sarif = "sarif"
+
+
+@app.command()
+def lint(
+    paths: Annotated[list[Path], typer.Argument(help="Interface files or folders to walk.")],
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Report format.")
+    ] = OutputFormat.text,
+    strict: Annotated[bool, typer.Option(help="Warnings fail too.")] = False,
+) -> None:
+    """Check interface files statically (no import, no model load)."""
+    from scopegen.lint import run_lint
+
+    raise typer.Exit(run_lint(paths, output_format.value, strict=strict))
+
+
+@app.command()
+def schema(
+    path: Annotated[Path, typer.Argument(help="The interface file.")],
+) -> None:
+    """Print the manifest (JSON Schema of every exposed function)."""
+    from scopegen.lint import run_schema
+
+    raise typer.Exit(run_schema(path))
+
+
+@app.command()
+def build(
+    path: Annotated[Path, typer.Argument(help="The interface file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("build"),
+    name: Annotated[
+        Optional[str], typer.Option(help="Client package name (default: from config or folder).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if OUT differs from what would be generated.")
+    ] = False,
+) -> None:
+    """Generate the typed client package and the Modal app."""
+    from scopegen.build import run_build
+
+    raise typer.Exit(run_build(path, out, name=name, check=check))
+
+
+@app.command()
+def serve(
+    path: Annotated[Path, typer.Argument(help="The interface file.")],
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    call_timeout: Annotated[
+        Optional[float], typer.Option(help="Per-call timeout in seconds (504 past it).")
+    ] = None,
+    max_concurrency: Annotated[
+        int, typer.Option(min=1, help="Sync calls that may run at once.")
+    ] = 1,
+    max_body: Annotated[
+        int, typer.Option(min=1, help="Largest request body in bytes.")
+    ] = 64 * 1024 * 1024,
+    models_dir: Annotated[
+        Optional[Path], typer.Option(help="Folder of <org>--<name> model folders.")
+    ] = None,
+    model: Annotated[
+        Optional[list[str]], typer.Option(help="ID=PATH: where a model's files are.")
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log one line per call.")] = True,
+    hide_tracebacks: Annotated[
+        bool, typer.Option(help="Leave remote tracebacks out of error responses.")
+    ] = False,
+    insecure: Annotated[
+        bool, typer.Option(help="Allow a non-loopback bind without SCOPEGEN_TOKEN.")
+    ] = False,
+    reload: Annotated[
+        bool, typer.Option(help="Reload on edits, keeping loaded models.")
+    ] = False,
+) -> None:
+    """Serve an interface file over HTTP (CPU by default)."""
+    from scopegen.server._serve import run_serve
+
+    raise typer.Exit(
+        run_serve(
+            path,
+            host=host,
+            port=port,
+            call_timeout=call_timeout,
+            max_concurrency=max_concurrency,
+            max_body=max_body,
+            models_dir=models_dir,
+            models=model or [],
+            access_log=access_log,
+            hide_tracebacks=hide_tracebacks,
+            insecure=insecure,
+            reload=reload,
+        )
+    )
+
+
+@app.command()
+def deploy(
+    path: Annotated[Path, typer.Argument(help="The interface file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("build"),
+    name: Annotated[Optional[str], typer.Option(help="Client package name.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write files and print the commands; contact nothing.")
+    ] = False,
+) -> None:
+    """Build, download models into the Modal volume, and `modal deploy`."""
+    from scopegen.deploy import run_deploy
+
+    raise typer.Exit(run_deploy(path, out, name=name, dry_run=dry_run))
+
+
+def main() -> None:
+    app()
