@@ -1,0 +1,551 @@
+"""Annotation expressions -> wire types (DESIGN §2), with the problems found on the way.
+
+A problem is either "not a wire type" (SG003/SG004, depending on where the
+annotation sits) or "cannot be resolved in this file" (SG013, typed ``Any``).
+Classes defined in the file are converted once and cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import libcst as cst
+
+from scopegen import spec
+from scopegen.analyze._names import ModuleNames
+from scopegen.analyze._values import literal_value
+
+__all__ = ["Problem", "TypeConverter"]
+
+ProblemKind = Literal["not_wire", "unresolved"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    node: cst.CSTNode
+    kind: ProblemKind
+    message: str
+
+
+_BUILTIN_PRIMITIVES: dict[str, spec.WireType] = {
+    "str": spec.STR,
+    "int": spec.INT,
+    "float": spec.FLOAT,
+    "bool": spec.BOOL,
+    "None": spec.NONE,
+}
+
+# Qualified names (after import resolution) that mean the same thing.
+_ANY = {"typing.Any", "typing_extensions.Any", "Any"}
+_LIST = {"list", "typing.List", "typing_extensions.List"}
+_DICT = {"dict", "typing.Dict", "typing_extensions.Dict"}
+_TUPLE = {"tuple", "typing.Tuple", "typing_extensions.Tuple"}
+_OPTIONAL = {"typing.Optional", "typing_extensions.Optional"}
+_UNION = {"typing.Union", "typing_extensions.Union"}
+_LITERAL = {"typing.Literal", "typing_extensions.Literal"}
+_ANNOTATED = {"typing.Annotated", "typing_extensions.Annotated"}
+_REQUIRED = {
+    "typing.Required",
+    "typing.NotRequired",
+    "typing_extensions.Required",
+    "typing_extensions.NotRequired",
+    "typing.ReadOnly",
+    "typing_extensions.ReadOnly",
+}
+_TYPEDDICT = {"typing.TypedDict", "typing_extensions.TypedDict"}
+_BASEMODEL = {"pydantic.BaseModel", "pydantic.main.BaseModel"}
+_DATACLASS = {"dataclasses.dataclass", "pydantic.dataclasses.dataclass"}
+_ENUM = {
+    "enum.Enum",
+    "enum.IntEnum",
+    "enum.StrEnum",
+    "enum.Flag",
+    "enum.IntFlag",
+}
+_TYPE_ALIAS = {"typing.TypeAlias", "typing_extensions.TypeAlias"}
+
+# Known non-wire types, with how to fix them. Matched on the qualified name,
+# then on its top-level package.
+_NOT_WIRE_HINTS: dict[str, str] = {
+    "bytes": "bytes are not JSON: return a base64 `str`",
+    "bytearray": "bytes are not JSON: return a base64 `str`",
+    "memoryview": "bytes are not JSON: return a base64 `str`",
+    "set": "use `list[...]` (JSON has no sets)",
+    "frozenset": "use `list[...]` (JSON has no sets)",
+    "typing.Set": "use `list[...]` (JSON has no sets)",
+    "typing.FrozenSet": "use `list[...]` (JSON has no sets)",
+    "complex": "return `[real, imag]` as `list[float]`",
+    "object": "use a concrete JSON type, or `Any`",
+    "type": "return the type's name as `str`",
+    "typing.Type": "return the type's name as `str`",
+    "typing.Callable": "callables cannot cross the wire",
+    "collections.abc.Callable": "callables cannot cross the wire",
+    "typing.Iterator": "return a `list[...]`",
+    "typing.Iterable": "use `list[...]`",
+    "typing.Generator": "return a `list[...]`",
+    "typing.AsyncIterator": "return a `list[...]`",
+    "typing.AsyncGenerator": "return a `list[...]`",
+    "collections.abc.Iterator": "return a `list[...]`",
+    "collections.abc.Iterable": "use `list[...]`",
+    "collections.abc.Generator": "return a `list[...]`",
+    "typing.Sequence": "use `list[...]`",
+    "collections.abc.Sequence": "use `list[...]`",
+    "typing.Mapping": "use `dict[str, ...]`",
+    "collections.abc.Mapping": "use `dict[str, ...]`",
+    "torch": "return a list: `.tolist()` (or a float: `.item()`)"
+    "|take `list[float]` and build the tensor inside: `torch.tensor(x)`",
+    "numpy": "return a list: `.tolist()` (or a number: `.item()`)"
+    "|take `list[float]` and build the array inside: `np.asarray(x)`",
+    "jax": "return a list: `.tolist()`|take `list[float]` and build the array inside",
+    "tensorflow": "return a list: `.numpy().tolist()`|take `list[float]` and build the tensor inside",
+    "pandas": "return records: `.to_dict(orient=\"records\")`"
+    "|take `list[dict[str, Any]]` records and build the frame inside",
+    "PIL": "return the image as a base64 `str` (PNG bytes)"
+    "|take a base64 `str` and decode the image inside",
+    "transformers": "return plain data (str, numbers, lists, dicts), not model objects",
+}
+
+
+@dataclass
+class _Cached:
+    type: spec.WireType
+    problems: list[Problem] = field(default_factory=list)
+
+
+class TypeConverter:
+    """Converts annotation expressions of one module, caching local classes."""
+
+    def __init__(self, names: ModuleNames) -> None:
+        self.names = names
+        self.typedefs: dict[str, spec.TypeDef] = {}
+        self._class_problems: dict[str, list[Problem]] = {}
+        self._in_progress: set[str] = set()
+        self._alias_stack: list[str] = []
+
+    # ----------------------------------------------------------------- entry
+
+    def convert(self, node: cst.BaseExpression) -> tuple[spec.WireType, list[Problem]]:
+        problems: list[Problem] = []
+        t = self._convert(node, problems)
+        return t, problems
+
+    # ----------------------------------------------------------------- core
+
+    def _convert(self, node: cst.BaseExpression, problems: list[Problem]) -> spec.WireType:
+        if isinstance(node, cst.SimpleString) or isinstance(node, cst.ConcatenatedString):
+            return self._string_annotation(node, problems)
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+            left = self._convert(node.left, problems)
+            right = self._convert(node.right, problems)
+            return _union([left, right])
+        if isinstance(node, cst.Subscript):
+            return self._subscript(node, problems)
+        if isinstance(node, (cst.Name, cst.Attribute)):
+            return self._named(node, problems)
+        problems.append(
+            Problem(node, "not_wire", "this annotation is not a type expression scopegen knows")
+        )
+        return spec.ANY
+
+    def _string_annotation(
+        self, node: cst.SimpleString | cst.ConcatenatedString, problems: list[Problem]
+    ) -> spec.WireType:
+        text = node.evaluated_value
+        if not isinstance(text, str):
+            problems.append(Problem(node, "not_wire", "a bytes annotation is not a type"))
+            return spec.ANY
+        try:
+            # A fragment, not the file: string annotations are parsed on their own.
+            inner = cst.parse_expression(text.strip())
+        except cst.ParserSyntaxError:
+            problems.append(Problem(node, "not_wire", f"cannot parse string annotation {text!r}"))
+            return spec.ANY
+        sub: list[Problem] = []
+        t = self._convert(inner, sub)
+        # Positions inside the string are meaningless in the file: report on the string.
+        problems.extend(Problem(node, p.kind, p.message) for p in sub)
+        return t
+
+    def _named(self, node: cst.Name | cst.Attribute, problems: list[Problem]) -> spec.WireType:
+        qn = self.names.qualify(node)
+        assert qn is not None
+        if qn in _BUILTIN_PRIMITIVES and not self._shadowed(node):
+            return _BUILTIN_PRIMITIVES[qn]
+        if qn in _ANY:
+            return spec.ANY
+        if qn in _LIST:
+            return spec.ListType()
+        if qn in _DICT:
+            return spec.DictType()
+        if qn in _TUPLE:
+            return spec.TupleType((spec.ANY,), variadic=True)
+        if qn.startswith("<local>."):
+            return self._local_class(qn[len("<local>.") :], node, problems)
+        if isinstance(node, cst.Name) and node.value in self.names.assignments:
+            return self._alias(node.value, node, problems)
+        hint = _not_wire_hint(qn)
+        if hint is not None:
+            problems.append(Problem(node, "not_wire", f"`{_spelling(node)}` is not a wire type: {hint}"))
+            return spec.ANY
+        if self._is_unresolved(node):
+            problems.append(
+                Problem(
+                    node,
+                    "unresolved",
+                    f"`{_spelling(node)}` is not defined in this file; the client types it `Any`"
+                    " (define the type in the interface file to keep it typed)",
+                )
+            )
+            return spec.ANY
+        problems.append(
+            Problem(node, "not_wire", f"`{_spelling(node)}` is not a wire type (see DESIGN §2)")
+        )
+        return spec.ANY
+
+    def _shadowed(self, node: cst.Name | cst.Attribute) -> bool:
+        return isinstance(node, cst.Name) and self.names.is_bound(node.value)
+
+    def _is_unresolved(self, node: cst.Name | cst.Attribute) -> bool:
+        # Imported from elsewhere, or not bound at all (typo, star import).
+        head = _spelling(node).split(".")[0]
+        return head in self.names.imports or not self.names.is_bound(head)
+
+    def _alias(self, name: str, node: cst.CSTNode, problems: list[Problem]) -> spec.WireType:
+        if name in self._alias_stack:
+            problems.append(Problem(node, "not_wire", f"type alias `{name}` refers to itself"))
+            return spec.ANY
+        value = self.names.assignments[name]
+        self._alias_stack.append(name)
+        try:
+            sub: list[Problem] = []
+            t = self._convert(value, sub)
+        finally:
+            self._alias_stack.pop()
+        for p in sub:
+            problems.append(Problem(node, p.kind, f"in type alias `{name}`: {p.message}"))
+        return t
+
+    def _subscript(self, node: cst.Subscript, problems: list[Problem]) -> spec.WireType:
+        qn = self.names.qualify(node.value)
+        args: list[cst.BaseExpression] = []
+        for el in node.slice:
+            if isinstance(el.slice, cst.Index):
+                args.append(el.slice.value)
+            else:
+                problems.append(Problem(el, "not_wire", "slices are not types"))
+                return spec.ANY
+        if qn is None:
+            problems.append(Problem(node, "not_wire", "this annotation is not a type expression"))
+            return spec.ANY
+        if qn in _LIST:
+            return spec.ListType(self._one(node, args, problems))
+        if qn in _TUPLE:
+            if len(args) == 2 and isinstance(args[1], cst.Ellipsis):
+                return spec.TupleType((self._convert(args[0], problems),), variadic=True)
+            if len(args) == 1 and isinstance(args[0], cst.Tuple) and not args[0].elements:
+                return spec.TupleType(())
+            return spec.TupleType(tuple(self._convert(a, problems) for a in args))
+        if qn in _DICT:
+            if len(args) != 2:
+                problems.append(Problem(node, "not_wire", "`dict` takes two type arguments"))
+                return spec.DictType()
+            key = self._convert(args[0], problems)
+            if key != spec.STR and not _is_str_like(key, self.typedefs):
+                problems.append(
+                    Problem(
+                        args[0],
+                        "not_wire",
+                        "JSON object keys are strings: use `dict[str, ...]`",
+                    )
+                )
+            return spec.DictType(self._convert(args[1], problems))
+        if qn in _OPTIONAL:
+            return _union([self._one(node, args, problems), spec.NONE])
+        if qn in _UNION:
+            return _union([self._convert(a, problems) for a in args])
+        if qn in _LITERAL:
+            return self._literal(args, problems)
+        if qn in _ANNOTATED or qn in _REQUIRED:
+            return self._convert(args[0], problems) if args else spec.ANY
+        if isinstance(node.value, cst.Name) and node.value.value in self.names.assignments:
+            # Generic aliases are out of scope; treat the alias itself.
+            return self._alias(node.value.value, node, problems)
+        hint = _not_wire_hint(qn)
+        if hint is not None:
+            problems.append(
+                Problem(node, "not_wire", f"`{_spelling(node.value)}[...]` is not a wire type: {hint}")
+            )
+            return spec.ANY
+        if isinstance(node.value, (cst.Name, cst.Attribute)) and self._is_unresolved(node.value):
+            problems.append(
+                Problem(
+                    node,
+                    "unresolved",
+                    f"`{_spelling(node.value)}` is not defined in this file; the client types it `Any`",
+                )
+            )
+            return spec.ANY
+        problems.append(
+            Problem(node, "not_wire", f"`{_spelling(node.value)}[...]` is not a wire type")
+        )
+        return spec.ANY
+
+    def _one(
+        self, node: cst.CSTNode, args: list[cst.BaseExpression], problems: list[Problem]
+    ) -> spec.WireType:
+        if len(args) != 1:
+            problems.append(Problem(node, "not_wire", "expected exactly one type argument"))
+            return spec.ANY
+        return self._convert(args[0], problems)
+
+    def _literal(self, args: list[cst.BaseExpression], problems: list[Problem]) -> spec.WireType:
+        values: list[spec.LiteralValue] = []
+        for a in args:
+            ok, v = literal_value(a)
+            if ok and (v is None or isinstance(v, (str, int, bool))) and not isinstance(v, float):
+                values.append(v)
+                continue
+            member = self._enum_member(a)
+            if member is not None:
+                values.append(member)
+                continue
+            problems.append(
+                Problem(a, "not_wire", "Literal values must be str, int, bool or None")
+            )
+        return spec.LiteralType(tuple(values))
+
+    def _enum_member(self, node: cst.BaseExpression) -> str | int | None:
+        if not isinstance(node, cst.Attribute) or not isinstance(node.value, cst.Name):
+            return None
+        qn = self.names.qualify(node.value)
+        if qn is None or not qn.startswith("<local>."):
+            return None
+        td = self.typedefs.get(node.value.value)
+        if td is None:
+            self._local_class(node.value.value, node, [])
+            td = self.typedefs.get(node.value.value)
+        if isinstance(td, spec.EnumDef):
+            for name, value in td.members:
+                if name == node.attr.value:
+                    return value
+        return None
+
+    def enum_member_value(self, node: cst.BaseExpression) -> tuple[bool, str | int | None]:
+        v = self._enum_member(node)
+        return (v is not None), v
+
+    # ----------------------------------------------------------------- classes
+
+    def _local_class(self, name: str, node: cst.CSTNode, problems: list[Problem]) -> spec.WireType:
+        if name in self.typedefs or name in self._in_progress:
+            # Recursive models refer to themselves by name; fine on the wire.
+            problems.extend(self._class_problems.get(name, []))
+            return spec.RefType(name)
+        cls = self.names.classes[name]
+        self._in_progress.add(name)
+        own: list[Problem] = []
+        try:
+            td = self._classdef(cls, own)
+        finally:
+            self._in_progress.discard(name)
+        self._class_problems[name] = own
+        if td is None:
+            problems.append(
+                Problem(
+                    node,
+                    "not_wire",
+                    f"class `{name}` is not a wire type: make it a TypedDict, @dataclass, "
+                    "pydantic BaseModel, or an Enum with str/int values",
+                )
+            )
+            return spec.ANY
+        self.typedefs[name] = td
+        problems.extend(own)
+        return spec.RefType(name)
+
+    def class_kind(self, cls: cst.ClassDef) -> str | None:
+        for base in cls.bases:
+            qn = self.names.qualify(base.value)
+            if qn is None:
+                continue
+            if qn in _TYPEDDICT:
+                return "typeddict"
+            if qn in _BASEMODEL:
+                return "basemodel"
+            if qn in _ENUM:
+                return "enum"
+            if qn.startswith("<local>."):
+                parent = self.names.classes.get(qn[len("<local>.") :])
+                if parent is not None and parent is not cls:
+                    kind = self.class_kind(parent)
+                    if kind is not None:
+                        return kind
+        for dec in cls.decorators:
+            expr = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+            if self.names.qualify(expr) in _DATACLASS:
+                return "dataclass"
+        return None
+
+    def _classdef(self, cls: cst.ClassDef, problems: list[Problem]) -> spec.TypeDef | None:
+        kind = self.class_kind(cls)
+        doc = cls.get_docstring(clean=True) or None
+        if kind is None:
+            return None
+        if kind == "enum":
+            return self._enumdef(cls, doc, problems)
+        total = True
+        for arg in cls.bases:
+            if arg.keyword is not None and arg.keyword.value == "total":
+                total = not (isinstance(arg.value, cst.Name) and arg.value.value == "False")
+        fields: dict[str, spec.Field] = {}
+        # Inherited fields from local parents come first, as at run time.
+        for base in cls.bases:
+            qn = self.names.qualify(base.value)
+            if qn and qn.startswith("<local>.") and base.keyword is None:
+                parent = qn[len("<local>.") :]
+                self._local_class(parent, base, problems)
+                ptd = self.typedefs.get(parent)
+                if isinstance(ptd, spec.ObjectDef):
+                    for f in ptd.fields:
+                        fields[f.name] = f
+        for stmt in cls.body.body:
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                continue
+            for small in stmt.body:
+                if not isinstance(small, cst.AnnAssign) or not isinstance(small.target, cst.Name):
+                    continue
+                fname = small.target.value
+                if self.names.qualify(small.annotation.annotation) == "typing.ClassVar":
+                    continue
+                ann = small.annotation.annotation
+                required = total
+                if isinstance(ann, cst.Subscript):
+                    aq = self.names.qualify(ann.value)
+                    if aq in {"typing.NotRequired", "typing_extensions.NotRequired"}:
+                        required = False
+                    elif aq in {"typing.Required", "typing_extensions.Required"}:
+                        required = True
+                ftype = self._convert(ann, problems)
+                has_default = False
+                default: spec.JSONValue = None
+                if small.value is not None:
+                    required = False
+                    ok, v = literal_value(small.value)
+                    if ok:
+                        has_default, default = True, v
+                    elif isinstance(small.value, cst.Call):
+                        # field(default=...) / Field(default=...) / Field(...)
+                        for a in small.value.args:
+                            if a.keyword is not None and a.keyword.value == "default" or (
+                                a.keyword is None and a is small.value.args[0]
+                                and not isinstance(a.value, cst.Ellipsis)
+                            ):
+                                ok, v = literal_value(a.value)
+                                if ok:
+                                    has_default, default = True, v
+                                break
+                        else:
+                            if self._is_required_field_call(small.value):
+                                required = True
+                        if (
+                            small.value.args
+                            and small.value.args[0].keyword is None
+                            and isinstance(small.value.args[0].value, cst.Ellipsis)
+                        ):
+                            required = True
+                fields[fname] = spec.Field(fname, ftype, required, default, has_default)
+        assert kind in ("typeddict", "dataclass", "basemodel")
+        return spec.ObjectDef(cls.name.value, kind, tuple(fields.values()), doc)  # type: ignore[arg-type]
+
+    def _is_required_field_call(self, call: cst.Call) -> bool:
+        # pydantic ``Field(description=...)`` without a default is still required.
+        qn = self.names.qualify(call.func)
+        if qn in {"pydantic.Field", "pydantic.fields.Field"}:
+            return not any(
+                a.keyword is not None and a.keyword.value in ("default", "default_factory")
+                for a in call.args
+            )
+        return False
+
+    def _enumdef(self, cls: cst.ClassDef, doc: str | None, problems: list[Problem]) -> spec.TypeDef:
+        members: list[tuple[str, str | int]] = []
+        for stmt in cls.body.body:
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                continue
+            for small in stmt.body:
+                if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+                    continue
+                target = small.targets[0].target
+                if not isinstance(target, cst.Name) or target.value.startswith("_"):
+                    continue
+                ok, v = literal_value(small.value)
+                if ok and isinstance(v, (str, int)) and not isinstance(v, bool):
+                    members.append((target.value, v))
+                else:
+                    problems.append(
+                        Problem(
+                            small.value,
+                            "not_wire",
+                            f"enum member `{cls.name.value}.{target.value}` needs a literal str or"
+                            " int value to cross the wire",
+                        )
+                    )
+        kinds = {type(v) for _, v in members}
+        if len(kinds) > 1:
+            problems.append(
+                Problem(cls.name, "not_wire", f"enum `{cls.name.value}` mixes str and int values")
+            )
+        return spec.EnumDef(cls.name.value, tuple(members), doc)
+
+
+def _is_str_like(t: spec.WireType, typedefs: dict[str, spec.TypeDef]) -> bool:
+    if isinstance(t, spec.LiteralType):
+        return all(isinstance(v, str) for v in t.values)
+    if isinstance(t, spec.RefType):
+        td = typedefs.get(t.name)
+        return isinstance(td, spec.EnumDef) and all(isinstance(v, str) for _, v in td.members)
+    return False
+
+
+def _union(options: list[spec.WireType]) -> spec.WireType:
+    flat: list[spec.WireType] = []
+    for o in options:
+        for x in o.options if isinstance(o, spec.UnionType) else (o,):
+            if x not in flat:
+                flat.append(x)
+    if any(isinstance(x, spec.AnyType) for x in flat):
+        return spec.ANY
+    # None goes last, as people write it (``str | None``).
+    flat.sort(key=lambda x: x == spec.NONE)
+    return flat[0] if len(flat) == 1 else spec.UnionType(tuple(flat))
+
+
+def _not_wire_hint(qn: str) -> str | None:
+    if qn in _NOT_WIRE_HINTS:
+        return _NOT_WIRE_HINTS[qn]
+    top = qn.split(".")[0]
+    return _NOT_WIRE_HINTS.get(top) if top in {
+        "torch",
+        "numpy",
+        "jax",
+        "tensorflow",
+        "pandas",
+        "PIL",
+        "transformers",
+    } else None
+
+
+def _spelling(node: cst.BaseExpression) -> str:
+    parts: list[str] = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if isinstance(node, cst.Name):
+        parts.append(node.value)
+    return ".".join(reversed(parts)) or "?"
+
+
+def union(options: list[spec.WireType]) -> spec.WireType:
+    """Public for the analyzer: flatten and normalise a union."""
+    return _union(options)

@@ -1,0 +1,60 @@
+"""Literal values in source: what a default or a ``Literal[...]`` argument evaluates to."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from scopegen import spec
+
+__all__ = ["literal_value"]
+
+
+def literal_value(node: cst.BaseExpression) -> tuple[bool, spec.JSONValue]:
+    """``(True, value)`` when ``node`` is a JSON-representable literal, else ``(False, None)``.
+
+    Tuples become lists (that is how they cross the wire).
+    """
+    if isinstance(node, cst.Integer):
+        return True, int(node.evaluated_value)
+    if isinstance(node, cst.Float):
+        return True, float(node.evaluated_value)
+    if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+        v = node.evaluated_value
+        return (True, v) if isinstance(v, str) else (False, None)
+    if isinstance(node, cst.Name):
+        if node.value == "True":
+            return True, True
+        if node.value == "False":
+            return True, False
+        if node.value == "None":
+            return True, None
+        return False, None
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Minus, cst.Plus)):
+        ok, v = literal_value(node.expression)
+        if ok and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return True, (-v if isinstance(node.operator, cst.Minus) else v)
+        return False, None
+    if isinstance(node, (cst.List, cst.Tuple)):
+        items: list[spec.JSONValue] = []
+        for el in node.elements:
+            if not isinstance(el, cst.Element):
+                return False, None
+            ok, v = literal_value(el.value)
+            if not ok:
+                return False, None
+            items.append(v)
+        return True, items
+    if isinstance(node, cst.Dict):
+        out: dict[str, spec.JSONValue] = {}
+        for el in node.elements:
+            if not isinstance(el, cst.DictElement):
+                return False, None
+            ok, k = literal_value(el.key)
+            if not ok or not isinstance(k, str):
+                return False, None
+            ok, v = literal_value(el.value)
+            if not ok:
+                return False, None
+            out[k] = v
+        return True, out
+    return False, None
