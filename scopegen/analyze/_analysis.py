@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,8 +145,11 @@ def _def_lines(source: str) -> dict[str, int]:
     # Line numbers of module-level defs for the IR, without a position pass over
     # the whole tree (that costs more than the parse on large files).
     out: dict[str, int] = {}
+    line, pos = 1, 0
     for m in _DEF_RE.finditer(source):
-        out.setdefault(m.group(1), source.count("\n", 0, m.start()) + 1)
+        line += source.count("\n", pos, m.start())
+        pos = m.start()
+        out.setdefault(m.group(1), line)
     return out
 
 
@@ -204,7 +208,9 @@ def _syntax_error(source: str, path: str, exc: cst.ParserSyntaxError) -> Diagnos
     # CPython's own message and position are what users know; libcst's parser
     # disagrees on a few constructs, so fall back to its message then.
     try:
-        ast.parse(source, filename=path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings are noise here
+            ast.parse(source, filename=path)
     except SyntaxError as err:
         line = err.lineno or 1
         col = err.offset or 1

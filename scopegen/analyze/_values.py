@@ -18,6 +18,10 @@ def literal_value(node: cst.BaseExpression) -> tuple[bool, spec.JSONValue]:
         return True, int(node.evaluated_value)
     if isinstance(node, cst.Float):
         return True, float(node.evaluated_value)
+    if isinstance(node, cst.SimpleString) and not node.prefix and "\\" not in node.value:
+        # Fast path: libcst's evaluated_value goes through ast.literal_eval.
+        q = len(node.quote)
+        return True, node.value[q:-q]
     if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
         v = node.evaluated_value
         return (True, v) if isinstance(v, str) else (False, None)

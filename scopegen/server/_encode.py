@@ -1,0 +1,130 @@
+"""Result encoding: orjson on the hot path, a precise diagnosis when it fails.
+
+orjson natively writes dicts, lists, tuples, str/int/float/bool/None,
+dataclass instances, Enum members and (with ``OPT_SERIALIZE_NUMPY``) numpy
+arrays and scalars; pydantic models go through ``model_dump``. Anything else
+is an ``unserializable_result`` whose message names the offending path and
+type and says how to fix it, e.g. ``result["embedding"] is torch.Tensor;
+return .tolist()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+import orjson
+
+__all__ = ["OPTIONS", "default", "describe_unserializable"]
+
+OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def default(obj: Any) -> Any:
+    """orjson's fallback: only called for types it does not handle itself."""
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None and hasattr(type(obj), "model_fields"):
+        return dump(mode="json")
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):
+        # Arrays orjson declines (non-contiguous, object or float16 dtype).
+        return obj.tolist()
+    raise TypeError
+
+
+_MAX_DEPTH = 254  # orjson's own recursion limit is 255
+
+
+def describe_unserializable(value: Any, exc: Exception | None = None) -> str:
+    """Say where in ``value`` the first non-JSON part is, what it is and how to fix it."""
+    found = _find(value, "result", 0, set())
+    if found is not None:
+        return found
+    return f"the result could not be encoded as JSON: {exc}" if exc else "the result is not JSON"
+
+
+def _find(value: Any, path: str, depth: int, active: set[int]) -> str | None:
+    t = type(value)
+    if value is None or t in (str, bool, float):
+        return None
+    if t is int or (isinstance(value, int) and not isinstance(value, enum.Enum)):
+        if not -(2**63) <= value < 2**64:
+            return f"{path} is an integer too large for JSON (over 64 bits); return it as a str"
+        return None
+    if depth > _MAX_DEPTH:
+        return f"{path} is nested too deeply for JSON (over {_MAX_DEPTH} levels)"
+    if isinstance(value, (dict, list, tuple)) or dataclasses.is_dataclass(value):
+        if id(value) in active:
+            return f"{path} contains itself (a circular reference)"
+        active.add(id(value))
+        try:
+            return _find_children(value, path, depth, active)
+        finally:
+            active.discard(id(value))
+    if isinstance(value, enum.Enum):
+        return _find(value.value, f"{path}.value", depth + 1, active)
+    if isinstance(value, (str, float)):
+        return None
+    if hasattr(value, "model_dump") and hasattr(t, "model_fields"):
+        try:
+            value.model_dump(mode="json")
+        except Exception as exc:
+            return f"{path} ({_type_name(t)}) cannot be dumped to JSON: {exc}"
+        return None
+    if t.__module__ == "numpy":
+        try:
+            orjson.dumps(value, default=default, option=OPTIONS)
+        except TypeError:
+            pass
+        else:
+            return None
+    return f"{path} is {_type_name(t)}; {_hint(value)}"
+
+
+def _find_children(value: Any, path: str, depth: int, active: set[int]) -> str | None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if type(k) is not str:
+                return (
+                    f"{path} has a key {k!r} of type {_type_name(type(k))}; "
+                    "JSON object keys must be str"
+                )
+            found = _find(v, f"{path}[{orjson.dumps(k).decode()}]", depth + 1, active)
+            if found:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = _find(v, f"{path}[{i}]", depth + 1, active)
+            if found:
+                return found
+        return None
+    for f in dataclasses.fields(value):
+        found = _find(getattr(value, f.name, None), f"{path}.{f.name}", depth + 1, active)
+        if found:
+            return found
+    return None
+
+
+def _type_name(t: type) -> str:
+    if t.__module__ == "builtins":
+        return t.__qualname__
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _hint(value: Any) -> str:
+    if hasattr(value, "tolist"):
+        return "return .tolist()"
+    if hasattr(value, "item"):
+        return "return .item()"
+    if isinstance(value, (set, frozenset)):
+        return "return a list (e.g. sorted(...))"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "return a str (decode it, or base64-encode binary data)"
+    if isinstance(value, complex):
+        return "return [z.real, z.imag]"
+    if hasattr(value, "__next__") or hasattr(value, "__aiter__"):
+        return "return a list, not an iterator"
+    if hasattr(value, "__iter__"):
+        return "return list(...)"
+    return "return only JSON types (dict, list, str, int, float, bool, None)"

@@ -1,0 +1,63 @@
+"""How one server instance behaves: the knobs of ``scopegen serve`` as a value."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO
+
+from scopegen._runtime import ModelPaths
+
+__all__ = ["DEFAULT_MAX_BODY", "ServerSettings"]
+
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
+
+def _token_from_env() -> str | None:
+    # An empty SCOPEGEN_TOKEN means "no token", not "the empty token".
+    return os.environ.get("SCOPEGEN_TOKEN") or None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Settings of one server; ``create_app`` reads them once at start-up.
+
+    ``token`` defaults to ``$SCOPEGEN_TOKEN`` read when the settings are made;
+    ``None`` turns authentication off. ``call_timeout`` is in seconds and
+    counts from the moment a worker starts the call (``None``: no limit).
+    ``models_dir`` / ``models`` (model id -> local folder) feed
+    ``get_model_path``; ``require_model_marker`` makes a models-dir entry count
+    only once its download finished (used inside Modal).
+    """
+
+    token: str | None = field(default_factory=_token_from_env)
+    call_timeout: float | None = None
+    max_concurrency: int = 1
+    max_body: int = DEFAULT_MAX_BODY
+    access_log: bool = True
+    hide_tracebacks: bool = False
+    models_dir: str | None = None
+    models: Mapping[str, str] = field(default_factory=dict)
+    require_model_marker: bool = False
+    use_hf_cache: bool = True
+    # Where access-log lines go; ``None`` means ``sys.stderr`` at start-up.
+    log_stream: IO[str] | None = field(default=None, compare=False, repr=False)
+    # Interface name for the manifest; ``None`` derives it from the file name.
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, not {self.max_concurrency}")
+        if self.max_body < 0:
+            raise ValueError(f"max_body must be >= 0, not {self.max_body}")
+        if self.call_timeout is not None and not self.call_timeout > 0:
+            raise ValueError(f"call_timeout must be > 0 seconds, not {self.call_timeout}")
+
+    def model_paths(self) -> ModelPaths:
+        return ModelPaths(
+            overrides=dict(self.models),
+            models_dir=self.models_dir,
+            require_marker=self.require_model_marker,
+            use_hf_cache=self.use_hf_cache,
+        )
