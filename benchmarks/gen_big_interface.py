@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-HEADER = '''from typing import Literal, TypedDict
+HEADER = """from typing import Literal, TypedDict
 
 from scopegen import expose, get_model_path
 
@@ -16,7 +16,7 @@ class Result(TypedDict):
     text: str
     score: float
 
-'''
+"""
 
 FUNC = '''
 @expose

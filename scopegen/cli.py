@@ -7,9 +7,10 @@ so that ``scopegen lint`` stays light.
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -58,7 +59,7 @@ def build(
     path: Annotated[Path, typer.Argument(help="The interface file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("build"),
     name: Annotated[
-        Optional[str], typer.Option(help="Client package name (default: from config or folder).")
+        str | None, typer.Option(help="Client package name (default: from config or folder).")
     ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if OUT differs from what would be generated.")
@@ -76,19 +77,19 @@ def serve(
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     call_timeout: Annotated[
-        Optional[float], typer.Option(help="Per-call timeout in seconds (504 past it).")
+        float | None, typer.Option(help="Per-call timeout in seconds (504 past it).")
     ] = None,
     max_concurrency: Annotated[
         int, typer.Option(min=1, help="Sync calls that may run at once.")
     ] = 1,
-    max_body: Annotated[
-        int, typer.Option(min=1, help="Largest request body in bytes.")
-    ] = 64 * 1024 * 1024,
+    max_body: Annotated[int, typer.Option(min=1, help="Largest request body in bytes.")] = 64
+    * 1024
+    * 1024,
     models_dir: Annotated[
-        Optional[Path], typer.Option(help="Folder of <org>--<name> model folders.")
+        Path | None, typer.Option(help="Folder of <org>--<name> model folders.")
     ] = None,
     model: Annotated[
-        Optional[list[str]], typer.Option(help="ID=PATH: where a model's files are.")
+        list[str] | None, typer.Option(help="ID=PATH: where a model's files are.")
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per call.")] = True,
     hide_tracebacks: Annotated[
@@ -97,9 +98,7 @@ def serve(
     insecure: Annotated[
         bool, typer.Option(help="Allow a non-loopback bind without SCOPEGEN_TOKEN.")
     ] = False,
-    reload: Annotated[
-        bool, typer.Option(help="Reload on edits, keeping loaded models.")
-    ] = False,
+    reload: Annotated[bool, typer.Option(help="Reload on edits, keeping loaded models.")] = False,
 ) -> None:
     """Serve an interface file over HTTP (CPU by default)."""
     from scopegen.server._serve import run_serve
@@ -126,7 +125,7 @@ def serve(
 def deploy(
     path: Annotated[Path, typer.Argument(help="The interface file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("build"),
-    name: Annotated[Optional[str], typer.Option(help="Client package name.")] = None,
+    name: Annotated[str | None, typer.Option(help="Client package name.")] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write files and print the commands; contact nothing.")
     ] = False,
@@ -137,5 +136,27 @@ def deploy(
     raise typer.Exit(run_deploy(path, out, name=name, dry_run=dry_run))
 
 
+@app.command()
+def mcp(
+    url: Annotated[str, typer.Argument(help="Base URL of a running scopegen server.")],
+    token_env: Annotated[
+        str, typer.Option(help="Environment variable that holds the server's token.")
+    ] = "SCOPEGEN_TOKEN",
+) -> None:
+    """Bridge a running server to MCP over stdio: one tool per exposed function."""
+    from scopegen._mcp import run_mcp
+
+    raise typer.Exit(run_mcp(url, token_env=token_env))
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # A bad [tool.scopegen] value is the user's to fix: say what, no traceback.
+        from scopegen.config import ConfigError
+
+        if isinstance(exc, ConfigError):
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise

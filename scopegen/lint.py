@@ -187,7 +187,9 @@ def format_text(diagnostics: Sequence[Diagnostic], sources: dict[str, str]) -> s
         lines = lines_cache.setdefault(d.path, src.splitlines())
         if 1 <= d.line <= len(lines):
             text = lines[d.line - 1]
-            width = max(1, (d.end_column - d.column) if d.end_line == d.line else len(text) - d.column + 1)
+            width = max(
+                1, (d.end_column - d.column) if d.end_line == d.line else len(text) - d.column + 1
+            )
             out.append(f"    {d.line:>4} | {text}")
             out.append(f"         | {' ' * (d.column - 1)}{'^' * width}")
     return "\n".join(out) + ("\n" if out else "")
@@ -210,12 +212,12 @@ def _print_text(analyses: Sequence[Analysis], nfiles: int) -> None:
             if 1 <= d.line <= len(lines):
                 text = lines[d.line - 1]
                 width = (
-                    d.end_column - d.column
-                    if d.end_line == d.line
-                    else len(text) - d.column + 1
+                    d.end_column - d.column if d.end_line == d.line else len(text) - d.column + 1
                 )
                 console.print(f"[dim]{d.line:>5} |[/] {escape(text)}")
-                console.print(f"[dim]      |[/] {' ' * (d.column - 1)}[{color}]{'^' * max(1, width)}[/]")
+                console.print(
+                    f"[dim]      |[/] {' ' * (d.column - 1)}[{color}]{'^' * max(1, width)}[/]"
+                )
             if d.severity == "error":
                 errors += 1
             else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeAlias
 
 import orjson
 
@@ -35,8 +35,8 @@ __all__ = [
     "LiteralType",
     "Location",
     "ObjectDef",
-    "Parameter",
     "ParamKind",
+    "Parameter",
     "Primitive",
     "RefType",
     "TupleType",
@@ -46,8 +46,10 @@ __all__ = [
     "type_to_python",
 ]
 
-JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]
-LiteralValue = Union[None, bool, int, str]
+JSONValue: TypeAlias = (
+    bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
+)
+LiteralValue: TypeAlias = bool | int | str | None
 PrimitiveName = Literal["str", "int", "float", "bool", "none"]
 ParamKind = Literal["positional_or_keyword", "keyword_only", "var_keyword"]
 ObjectKind = Literal["typeddict", "dataclass", "basemodel"]
@@ -107,7 +109,9 @@ class RefType:
     name: str
 
 
-WireType = Union[Primitive, AnyType, ListType, TupleType, DictType, UnionType, LiteralType, RefType]
+WireType: TypeAlias = (
+    Primitive | AnyType | ListType | TupleType | DictType | UnionType | LiteralType | RefType
+)
 
 STR = Primitive("str")
 INT = Primitive("int")
@@ -146,7 +150,7 @@ class EnumDef:
     doc: str | None = None
 
 
-TypeDef = Union[ObjectDef, EnumDef]
+TypeDef: TypeAlias = ObjectDef | EnumDef
 
 
 # --------------------------------------------------------------------------- functions

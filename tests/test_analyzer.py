@@ -71,7 +71,14 @@ def test_rich_types_manifest() -> None:
     m = iface.manifest()
     fns = {f["name"]: f for f in m["functions"]}
     assert set(fns) == {
-        "echo", "scale", "classify", "make_doc", "pair", "options", "annotated", "nothing"
+        "echo",
+        "scale",
+        "classify",
+        "make_doc",
+        "pair",
+        "options",
+        "annotated",
+        "nothing",
     }
     assert fns["echo"]["doc"] == "Return the text unchanged."
     scale = fns["scale"]["parameters"]
@@ -127,7 +134,9 @@ def test_syntax_error_is_sg000_with_cpython_position() -> None:
 
 
 def test_implicit_optional_widens_client_type() -> None:
-    fn = analyze_source("@expose\ndef f(x: str = None) -> str:\n    return ''\n").interface.functions[0]
+    fn = analyze_source(
+        "@expose\ndef f(x: str = None) -> str:\n    return ''\n"
+    ).interface.functions[0]
     assert fn.params[0].type == spec.UnionType((spec.STR, spec.NONE))
 
 

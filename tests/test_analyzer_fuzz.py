@@ -51,8 +51,18 @@ def test_generated_syntax_trees_never_crash_the_analyzer(source: str) -> None:
 
 _DECORATORS = ["@expose", "@sg.expose", "@rpc", "@expose()", "@staticmethod", "@x.y.z", ""]
 _ANNOTATIONS = [
-    "int", "list[float]", "torch.Tensor", "'str'", "dict[int, str]", "Literal[1, 'a']",
-    "Optional[", "X | None", "tuple[int, ...]", "set[int]", "Annotated[int]", "Color",
+    "int",
+    "list[float]",
+    "torch.Tensor",
+    "'str'",
+    "dict[int, str]",
+    "Literal[1, 'a']",
+    "Optional[",
+    "X | None",
+    "tuple[int, ...]",
+    "set[int]",
+    "Annotated[int]",
+    "Color",
 ]
 
 

@@ -11,7 +11,9 @@ VALID = [(r.CODE, i, src) for r in RULES for i, src in enumerate(r.VALID)]
 INVALID = [(r.CODE, i, src) for r in RULES for i, src in enumerate(r.INVALID)]
 
 
-@pytest.mark.parametrize(("code", "index", "source"), VALID, ids=[f"{c}-valid-{i}" for c, i, _ in VALID])
+@pytest.mark.parametrize(
+    ("code", "index", "source"), VALID, ids=[f"{c}-valid-{i}" for c, i, _ in VALID]
+)
 def test_valid_example_is_not_flagged(code: str, index: int, source: str) -> None:
     codes = {d.code for d in analyze_source(source).diagnostics}
     assert code not in codes

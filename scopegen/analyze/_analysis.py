@@ -217,13 +217,27 @@ def _syntax_error(source: str, path: str, exc: cst.ParserSyntaxError) -> Diagnos
         end_line = err.end_lineno or line
         end_col = err.end_offset or col
         return Diagnostic(
-            path, line, col, end_line, max(end_col, col), "SG000", "error", f"syntax error: {err.msg}"
+            path,
+            line,
+            col,
+            end_line,
+            max(end_col, col),
+            "SG000",
+            "error",
+            f"syntax error: {err.msg}",
         )
     except (ValueError, RecursionError, MemoryError) as err:
         return Diagnostic(path, 1, 1, 1, 1, "SG000", "error", f"cannot parse: {err}")
     msg = str(exc).splitlines()[0] if str(exc) else "syntax error"
     return Diagnostic(
-        path, exc.raw_line, exc.raw_column + 1, exc.raw_line, exc.raw_column + 1, "SG000", "error", msg
+        path,
+        exc.raw_line,
+        exc.raw_column + 1,
+        exc.raw_line,
+        exc.raw_column + 1,
+        "SG000",
+        "error",
+        msg,
     )
 
 

@@ -109,9 +109,7 @@ def _fields(t: type[cst.CSTNode]) -> tuple[str, ...]:
     names = _child_fields.get(t)
     if names is None:
         names = tuple(
-            f.name
-            for f in dataclasses.fields(t)  # type: ignore[arg-type]
-            if not f.name.startswith(_SKIP_FIELD_PREFIXES)
+            f.name for f in dataclasses.fields(t) if not f.name.startswith(_SKIP_FIELD_PREFIXES)
         )
         _child_fields[t] = names
     return names

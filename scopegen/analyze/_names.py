@@ -8,7 +8,7 @@ which costs several times a parse on large files.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -28,11 +28,11 @@ def dotted(node: cst.BaseExpression) -> str | None:
     return ".".join(reversed(parts))
 
 
-def iter_module_statements(
-    body: tuple[cst.BaseStatement, ...] | list[cst.BaseStatement],
-) -> Iterator[cst.BaseStatement]:
+def iter_module_statements(body: Sequence[cst.CSTNode]) -> Iterator[cst.BaseStatement]:
     """Statements at module scope, descending into if/try/with blocks (not defs)."""
     for stmt in body:
+        if not isinstance(stmt, cst.BaseStatement):
+            continue
         yield stmt
         if isinstance(stmt, cst.If):
             yield from iter_module_statements(stmt.body.body)

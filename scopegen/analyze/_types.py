@@ -98,8 +98,9 @@ _NOT_WIRE_HINTS: dict[str, str] = {
     "numpy": "return a list: `.tolist()` (or a number: `.item()`)"
     "|take `list[float]` and build the array inside: `np.asarray(x)`",
     "jax": "return a list: `.tolist()`|take `list[float]` and build the array inside",
-    "tensorflow": "return a list: `.numpy().tolist()`|take `list[float]` and build the tensor inside",
-    "pandas": "return records: `.to_dict(orient=\"records\")`"
+    "tensorflow": "return a list: `.numpy().tolist()`"
+    "|take `list[float]` and build the tensor inside",
+    "pandas": 'return records: `.to_dict(orient="records")`'
     "|take `list[dict[str, Any]]` records and build the frame inside",
     "PIL": "return the image as a base64 `str` (PNG bytes)"
     "|take a base64 `str` and decode the image inside",
@@ -133,7 +134,7 @@ class TypeConverter:
     # ----------------------------------------------------------------- core
 
     def _convert(self, node: cst.BaseExpression, problems: list[Problem]) -> spec.WireType:
-        if isinstance(node, cst.SimpleString) or isinstance(node, cst.ConcatenatedString):
+        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
             return self._string_annotation(node, problems)
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
             left = self._convert(node.left, problems)
@@ -186,7 +187,9 @@ class TypeConverter:
             return self._alias(node.value, node, problems)
         hint = _not_wire_hint(qn)
         if hint is not None:
-            problems.append(Problem(node, "not_wire", f"`{_spelling(node)}` is not a wire type: {hint}"))
+            problems.append(
+                Problem(node, "not_wire", f"`{_spelling(node)}` is not a wire type: {hint}")
+            )
             return spec.ANY
         if self._is_unresolved(node):
             problems.append(
@@ -274,7 +277,9 @@ class TypeConverter:
         hint = _not_wire_hint(qn)
         if hint is not None:
             problems.append(
-                Problem(node, "not_wire", f"`{_spelling(node.value)}[...]` is not a wire type: {hint}")
+                Problem(
+                    node, "not_wire", f"`{_spelling(node.value)}[...]` is not a wire type: {hint}"
+                )
             )
             return spec.ANY
         if isinstance(node.value, (cst.Name, cst.Attribute)) and self._is_unresolved(node.value):
@@ -282,7 +287,8 @@ class TypeConverter:
                 Problem(
                     node,
                     "unresolved",
-                    f"`{_spelling(node.value)}` is not defined in this file; the client types it `Any`",
+                    f"`{_spelling(node.value)}` is not defined in this file;"
+                    " the client types it `Any`",
                 )
             )
             return spec.ANY
@@ -310,9 +316,7 @@ class TypeConverter:
             if member is not None:
                 values.append(member)
                 continue
-            problems.append(
-                Problem(a, "not_wire", "Literal values must be str, int, bool or None")
-            )
+            problems.append(Problem(a, "not_wire", "Literal values must be str, int, bool or None"))
         return spec.LiteralType(tuple(values))
 
     def _enum_member(self, node: cst.BaseExpression) -> str | int | None:
@@ -437,8 +441,9 @@ class TypeConverter:
                     elif isinstance(small.value, cst.Call):
                         # field(default=...) / Field(default=...) / Field(...)
                         for a in small.value.args:
-                            if a.keyword is not None and a.keyword.value == "default" or (
-                                a.keyword is None and a is small.value.args[0]
+                            if (a.keyword is not None and a.keyword.value == "default") or (
+                                a.keyword is None
+                                and a is small.value.args[0]
                                 and not isinstance(a.value, cst.Ellipsis)
                             ):
                                 ok, v = literal_value(a.value)
@@ -525,15 +530,20 @@ def _not_wire_hint(qn: str) -> str | None:
     if qn in _NOT_WIRE_HINTS:
         return _NOT_WIRE_HINTS[qn]
     top = qn.split(".")[0]
-    return _NOT_WIRE_HINTS.get(top) if top in {
-        "torch",
-        "numpy",
-        "jax",
-        "tensorflow",
-        "pandas",
-        "PIL",
-        "transformers",
-    } else None
+    return (
+        _NOT_WIRE_HINTS.get(top)
+        if top
+        in {
+            "torch",
+            "numpy",
+            "jax",
+            "tensorflow",
+            "pandas",
+            "PIL",
+            "transformers",
+        }
+        else None
+    )
 
 
 def _spelling(node: cst.BaseExpression) -> str:

@@ -23,8 +23,8 @@ def literal_value(node: cst.BaseExpression) -> tuple[bool, spec.JSONValue]:
         q = len(node.quote)
         return True, node.value[q:-q]
     if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
-        v = node.evaluated_value
-        return (True, v) if isinstance(v, str) else (False, None)
+        sv = node.evaluated_value
+        return (True, sv) if isinstance(sv, str) else (False, None)
     if isinstance(node, cst.Name):
         if node.value == "True":
             return True, True
@@ -34,31 +34,31 @@ def literal_value(node: cst.BaseExpression) -> tuple[bool, spec.JSONValue]:
             return True, None
         return False, None
     if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Minus, cst.Plus)):
-        ok, v = literal_value(node.expression)
-        if ok and isinstance(v, (int, float)) and not isinstance(v, bool):
-            return True, (-v if isinstance(node.operator, cst.Minus) else v)
+        ok, nv = literal_value(node.expression)
+        if ok and isinstance(nv, (int, float)) and not isinstance(nv, bool):
+            return True, (-nv if isinstance(node.operator, cst.Minus) else nv)
         return False, None
     if isinstance(node, (cst.List, cst.Tuple)):
         items: list[spec.JSONValue] = []
         for el in node.elements:
             if not isinstance(el, cst.Element):
                 return False, None
-            ok, v = literal_value(el.value)
+            ok, iv = literal_value(el.value)
             if not ok:
                 return False, None
-            items.append(v)
+            items.append(iv)
         return True, items
     if isinstance(node, cst.Dict):
         out: dict[str, spec.JSONValue] = {}
-        for el in node.elements:
-            if not isinstance(el, cst.DictElement):
+        for del_ in node.elements:
+            if not isinstance(del_, cst.DictElement):
                 return False, None
-            ok, k = literal_value(el.key)
+            ok, k = literal_value(del_.key)
             if not ok or not isinstance(k, str):
                 return False, None
-            ok, v = literal_value(el.value)
+            ok, dv = literal_value(del_.value)
             if not ok:
                 return False, None
-            out[k] = v
+            out[k] = dv
         return True, out
     return False, None

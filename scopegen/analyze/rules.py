@@ -1,4 +1,4 @@
-"""The rule catalog: SG000–SG013 (DESIGN §3).
+"""The rule catalog: SG000-SG013 (DESIGN §3).
 
 Each rule is one class: code, severity, a one-paragraph docstring, ``VALID``
 and ``INVALID`` snippets (the test suite runs every one of them, so a rule
@@ -367,7 +367,9 @@ class NonLiteralModelId(Rule):
     CODE = "SG011"
     SEVERITY = "warning"
     NAME = "non-literal-model-id"
-    VALID = ("path = get_model_path('google/gemma-2-9b')\n@expose\ndef f() -> str:\n    return path\n",)
+    VALID = (
+        "path = get_model_path('google/gemma-2-9b')\n@expose\ndef f() -> str:\n    return path\n",
+    )
     INVALID = (
         "MODEL = 'google/gemma-2-9b'\npath = get_model_path(MODEL)\n"
         "@expose\ndef f() -> str:\n    return path\n",
@@ -412,9 +414,7 @@ class UnresolvedType(Rule):
         "from typing import TypedDict\nclass R(TypedDict):\n    x: int\n"
         "@expose\ndef f() -> R:\n    return {'x': 1}\n",
     )
-    INVALID = (
-        "from mylib import Result\n@expose\ndef f() -> Result:\n    return Result()\n",
-    )
+    INVALID = ("from mylib import Result\n@expose\ndef f() -> Result:\n    return Result()\n",)
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for fn in facts.functions:
@@ -473,9 +473,7 @@ def model_id_of(call: cst.Call) -> str | None:
     return None
 
 
-def value_matches(
-    value: spec.JSONValue, t: spec.WireType, types: dict[str, spec.TypeDef]
-) -> bool:
+def value_matches(value: spec.JSONValue, t: spec.WireType, types: dict[str, spec.TypeDef]) -> bool:
     """Would the server accept ``value`` (a JSON literal) for type ``t``? Strict JSON typing."""
     if isinstance(t, spec.AnyType):
         return True
@@ -503,7 +501,7 @@ def value_matches(
         if t.variadic:
             return all(value_matches(v, t.items[0], types) for v in value)
         return len(value) == len(t.items) and all(
-            value_matches(v, i, types) for v, i in zip(value, t.items)
+            value_matches(v, i, types) for v, i in zip(value, t.items, strict=True)
         )
     if isinstance(t, spec.DictType):
         return isinstance(value, dict) and (

@@ -24,7 +24,10 @@ ERROR_CODES: dict[int, tuple[tuple[str, ...], str]] = {
     405: (("method_not_allowed",), "Wrong method on a known route."),
     413: (("payload_too_large",), "The body is over the server's limit."),
     422: (("invalid_arguments",), "Missing, unexpected or wrongly typed arguments."),
-    500: (("function_error", "unserializable_result"), "The function raised, or its result is not JSON."),
+    500: (
+        ("function_error", "unserializable_result"),
+        "The function raised, or its result is not JSON.",
+    ),
     504: (("timeout",), "The call ran past the server's per-call timeout."),
 }
 
@@ -126,7 +129,11 @@ def _call_operation(interface: Interface, fn: Function, auth: bool) -> dict[str,
             "content": _json(params),
         },
         "responses": {
-            "200": {"description": "The function's result.", "headers": _REQUEST_ID, "content": _json(result)},
+            "200": {
+                "description": "The function's result.",
+                "headers": _REQUEST_ID,
+                "content": _json(result),
+            },
             "400": _error_response(400),
             "413": _error_response(413),
             "422": _error_response(422, "InvalidArgumentsError"),

@@ -41,6 +41,9 @@ class ServerSettings:
     models: Mapping[str, str] = field(default_factory=dict)
     require_model_marker: bool = False
     use_hf_cache: bool = True
+    # A ready ModelPaths used as-is (e.g. Modal's volume paths); when set, the
+    # four fields above are ignored.
+    paths: ModelPaths | None = field(default=None, compare=False)
     # Where access-log lines go; ``None`` means ``sys.stderr`` at start-up.
     log_stream: IO[str] | None = field(default=None, compare=False, repr=False)
     # Interface name for the manifest; ``None`` derives it from the file name.
@@ -55,6 +58,9 @@ class ServerSettings:
             raise ValueError(f"call_timeout must be > 0 seconds, not {self.call_timeout}")
 
     def model_paths(self) -> ModelPaths:
+        """Where ``get_model_path`` looks while this server runs."""
+        if self.paths is not None:
+            return self.paths
         return ModelPaths(
             overrides=dict(self.models),
             models_dir=self.models_dir,

@@ -112,8 +112,8 @@ class _Builder:
         nullable = len(rest) < len(options)
         if not rest:
             return cs.none_schema()
-        inner = self.wire(rest[0]) if len(rest) == 1 else cs.union_schema(
-            [self.wire(o) for o in rest]
+        inner = (
+            self.wire(rest[0]) if len(rest) == 1 else cs.union_schema([self.wire(o) for o in rest])
         )
         return cs.nullable_schema(inner) if nullable else inner
 
@@ -137,8 +137,7 @@ class _Builder:
                 return cs.no_info_after_validator_function(runtime, values, ref=td.name)
             return _with_ref(values, td.name)
         fields = {
-            f.name: cs.typed_dict_field(self.wire(f.type), required=f.required)
-            for f in td.fields
+            f.name: cs.typed_dict_field(self.wire(f.type), required=f.required) for f in td.fields
         }
         # Extra keys are ignored, as the documented schema allows them.
         obj = cs.typed_dict_schema(fields, extra_behavior="ignore", cls_name=td.name)
@@ -198,7 +197,9 @@ def _literal(values: tuple[Any, ...]) -> cs.CoreSchema:
         # Hashing is safe: only scalar types reach the set lookup.
         if type(value) in _SCALARS and (type(value), value) in allowed:
             return value
-        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
 
     return cs.no_info_plain_validator_function(check)
 

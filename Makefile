@@ -1,0 +1,40 @@
+# One command per job. Everything installs into .venv (created if missing);
+# torch is pinned to the CPU build through constraints.txt.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.scopegen-installed
+PYTEST_ARGS ?=
+
+.PHONY: install test demo bench fuzz soak check clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,examples]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check: install
+	$(VENV)/bin/ruff check scopegen tests benchmarks
+	$(VENV)/bin/mypy
+
+demo: install
+	$(PY) examples/demo.py
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+fuzz: install
+	SCOPEGEN_FUZZ_EXAMPLES=5000 SCOPEGEN_API_FUZZ_EXAMPLES=2000 \
+		$(PY) -m pytest -q tests/test_analyzer_fuzz.py $(wildcard tests/test_api_fuzz.py)
+
+soak: install
+	$(PY) benchmarks/soak.py
+
+clean:
+	rm -rf $(VENV) build .demo .pytest_cache .mypy_cache .ruff_cache

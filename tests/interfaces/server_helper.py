@@ -1,0 +1,3 @@
+"""A helper module imported by server_basic.py from its own folder."""
+
+HELPER_VALUE = "from-helper"

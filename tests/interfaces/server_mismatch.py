@@ -1,0 +1,17 @@
+"""Exposes `gone` statically, then un-registers it at run time: the server must refuse."""
+
+import scopegen._runtime as _rt
+from scopegen import expose
+
+
+@expose
+def kept() -> int:
+    return 1
+
+
+@expose
+def gone() -> int:
+    return 2
+
+
+_rt._registry.pop("gone")
