@@ -9,6 +9,7 @@ RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib.util
 import json
@@ -86,15 +87,20 @@ def client_cpus() -> list[int]:
     return cpus[:-1] if len(cpus) >= 2 else cpus
 
 
+def pinning() -> bool:
+    """Pin only with 2+ cores; ``SCOPEGEN_BENCH_NO_PIN=1`` turns it off (to compare)."""
+    return len(usable_cpus()) >= 2 and not os.environ.get("SCOPEGEN_BENCH_NO_PIN")
+
+
 def taskset(cpus: Sequence[int]) -> list[str]:
-    """A command prefix pinning a child process to ``cpus`` (empty when pinning is moot)."""
-    if len(usable_cpus()) < 2 or shutil.which("taskset") is None:
+    """A command prefix pinning a child process to ``cpus`` (empty when pinning is off)."""
+    if not pinning() or shutil.which("taskset") is None:
         return []
     return ["taskset", "-c", ",".join(map(str, cpus))]
 
 
 def pin_self(cpus: Sequence[int]) -> None:
-    if len(usable_cpus()) >= 2 and hasattr(os, "sched_setaffinity"):
+    if pinning() and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(cpus))
 
 
@@ -184,7 +190,17 @@ def run_server(
 
 
 def scopegen_serve_cmd(path: Path, port: int, *extra: str) -> list[str]:
-    return [PY, "-m", "scopegen", "serve", str(path), "--port", str(port), "--no-access-log", *extra]
+    return [
+        PY,
+        "-m",
+        "scopegen",
+        "serve",
+        str(path),
+        "--port",
+        str(port),
+        "--no-access-log",
+        *extra,
+    ]
 
 
 def uvicorn_cmd(app: str, port: int) -> list[str]:
@@ -194,15 +210,23 @@ def uvicorn_cmd(app: str, port: int) -> list[str]:
     lifespan="on"`` and leaves ``http``/``loop`` on ``auto``; so do we.
     """
     return [
-        PY, "-m", "uvicorn", app,
-        "--app-dir", str(APPS),
-        "--port", str(port),
+        PY,
+        "-m",
+        "uvicorn",
+        app,
+        "--app-dir",
+        str(APPS),
+        "--port",
+        str(port),
         "--no-access-log",
-        "--ws", "none",
+        "--ws",
+        "none",
         "--no-server-header",
-        "--lifespan", "on",
-        "--log-level", "warning",
-    ]  # fmt: skip
+        "--lifespan",
+        "on",
+        "--log-level",
+        "warning",
+    ]
 
 
 # ----------------------------------------------------------------------- load
@@ -265,9 +289,17 @@ def run_load(
             f.write(_WRK_LUA % body.decode())
         try:
             cmd = [
-                *taskset(client_cpus()), wrk, "-t1", f"-c{connections}",
-                f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s", f.name, url,
-            ]  # fmt: skip
+                *taskset(client_cpus()),
+                wrk,
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(duration))}s",
+                "--timeout",
+                "10s",
+                "-s",
+                f.name,
+                url,
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         finally:
             os.unlink(f.name)
@@ -285,9 +317,17 @@ def run_load(
         f.write(body)
     try:
         cmd = [
-            *taskset(client_cpus()), PY, str(BENCH_DIR / "_loadgen.py"), url,
-            "--body-file", f.name, "-c", str(connections), "-d", str(duration),
-        ]  # fmt: skip
+            *taskset(client_cpus()),
+            PY,
+            str(BENCH_DIR / "_loadgen.py"),
+            url,
+            "--body-file",
+            f.name,
+            "-c",
+            str(connections),
+            "-d",
+            str(duration),
+        ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     finally:
         os.unlink(f.name)
@@ -295,12 +335,53 @@ def run_load(
     return LoadResult("python", d["rps"], d["requests"], d["errors"], d["p50_ms"], d["p99_ms"])
 
 
+# ------------------------------------------------------- raw asyncio HTTP/1.1
+
+
+class HTTPConnection:
+    """One keep-alive HTTP/1.1 connection: a request out, the answer read by Content-Length.
+
+    Each worker owns one, so the server sees exactly ``--connections`` connections,
+    and the client costs little CPU (httpx's pool would add its own limits and cost).
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> HTTPConnection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(
+            b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), self.host.encode(), len(body), body)
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 # --------------------------------------------------------------------- report
 
 
 @dataclass
 class Comparison:
-    """``a`` measured against ``b``: ratio = a / b (higher is better unless ``lower_is_better``)."""
+    """``a`` measured against ``b``: ratio = a / b (higher is better unless ``lower_is_better``).
+
+    ``paired_ratio``, when given, is the median of per-round a/b ratios
+    (rounds interleave the sides, so drift on a shared machine cancels) and is
+    the ratio reported; ``a_value``/``b_value`` are then the medians shown beside it.
+    """
 
     name: str
     a: str
@@ -311,9 +392,12 @@ class Comparison:
     target: str = ""
     lower_is_better: bool = False
     target_value: float | None = None
+    paired_ratio: float | None = None
 
     @property
     def ratio(self) -> float:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         return self.a_value / self.b_value if self.b_value else float("inf")
 
     @property
@@ -331,7 +415,7 @@ class Report:
     title: str
     setup: dict[str, Any] = field(default_factory=dict)
     comparisons: list[Comparison] = field(default_factory=list)
-    figures: list[tuple[str, str]] = field(default_factory=list)
+    figures: list[dict[str, Any]] = field(default_factory=list)
     ok: bool = True
 
     def compare(self, c: Comparison) -> None:
@@ -344,16 +428,21 @@ class Report:
             flush=True,
         )
 
-    def figure(self, name: str, value: str) -> None:
-        self.figures.append((name, value))
-        print(f"{name}: {value}", flush=True)
+    def figure(self, name: str, value: str, *, target: str = "", met: bool | None = None) -> None:
+        """A measured figure; with ``target``/``met`` it is also a pass/fail check."""
+        self.figures.append({"name": name, "value": value, "target": target, "met": met})
+        verdict = {None: "", True: "  [target met]", False: "  [TARGET MISSED]"}[met]
+        shown_target = f"  target {target}" if target else ""
+        print(f"{name}: {value}{shown_target}{verdict}", flush=True)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "script": self.script,
             "title": self.title,
             "setup": self.setup,
-            "comparisons": [{**asdict(c), "ratio": c.ratio, "met": c.met} for c in self.comparisons],
+            "comparisons": [
+                {**asdict(c), "ratio": c.ratio, "met": c.met} for c in self.comparisons
+            ],
             "figures": self.figures,
             "ok": self.ok,
         }
@@ -380,3 +469,62 @@ def finish(report: Report, json_path: Path | None) -> int:
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_json(), indent=2))
     return 0 if report.ok else 1
+
+
+# --------------------------------------------------------------------- client
+
+
+def build_client(interface: Path, out: Path, name: str) -> Path:
+    """``scopegen build INTERFACE -o OUT --name NAME``; returns ``OUT/NAME`` (the project)."""
+    subprocess.run(
+        [PY, "-m", "scopegen", "build", str(interface), "-o", str(out), "--name", name],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    return out / name
+
+
+def install_into_fresh_venv(project: Path, venv: Path) -> Path | None:
+    """``pip install PROJECT`` into a new venv (its deps only); its python, or None on failure."""
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+        python = venv / "bin" / "python"
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                str(project),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"could not install {project.name} into a fresh venv ({exc}); using sys.path")
+        return None
+    return python
+
+
+def import_seconds(
+    python: str | Path, module: str, *, runs: int, env: dict[str, str] | None = None
+) -> list[float]:
+    """Seconds ``import module`` takes in a fresh interpreter, ``runs`` times (after a warm-up)."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    out: list[float] = []
+    for i in range(runs + 1):
+        r = subprocess.run(
+            [*taskset(client_cpus()), str(python), "-c", code],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tempfile.gettempdir(),  # not the repo: nothing shadows the installed package
+        )
+        if i:  # the first run writes .pyc files
+            out.append(float(r.stdout.strip().splitlines()[-1]))
+    return out

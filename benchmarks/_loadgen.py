@@ -55,7 +55,9 @@ async def _main(url: str, body: bytes, connections: int, duration: float) -> dic
     errs: list[int] = []
     t0 = time.perf_counter()
     stop = t0 + duration
-    await asyncio.gather(*(_worker(host, port, request, stop, lat, errs) for _ in range(connections)))
+    await asyncio.gather(
+        *(_worker(host, port, request, stop, lat, errs) for _ in range(connections))
+    )
     elapsed = time.perf_counter() - t0
     lat.sort()
     n = len(lat)

@@ -34,8 +34,9 @@ from _common import (
     LoadResult,
     Report,
     arg_parser,
-    finish,
+    client_cpus,
     find_wrk,
+    finish,
     fmt,
     free_port,
     loadgen_name,
@@ -45,7 +46,6 @@ from _common import (
     run_server,
     scopegen_serve_cmd,
     server_cpus,
-    client_cpus,
     uvicorn_cmd,
 )
 
@@ -53,7 +53,11 @@ EMBEDDING = [math.sin(i) for i in range(4096)]
 CALLS = {
     # endpoint: (body, expected result, label)
     "ping": (b'{"x": 1}', 1, "trivial call ping(x: int) -> int"),
-    "embed": (b'{"text": "hello world"}', EMBEDDING, "4096-float result embed(text) -> list[float]"),
+    "embed": (
+        b'{"text": "hello world"}',
+        EMBEDDING,
+        "4096-float result embed(text) -> list[float]",
+    ),
 }
 TARGETS = {"ping": 3.0, "embed": 2.2}
 FLOOR_TARGET = 0.85
@@ -65,9 +69,10 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
-        "--no-app-side", action="store_true",
+        "--no-app-side",
+        action="store_true",
         help="skip the diagnostic 'scopegen-app' side (create_app under the uvicorn CLI)",
-    )  # fmt: skip
+    )
     args = p.parse_args()
     duration = 2.0 if args.quick else args.duration
     rounds = 1 if args.quick else args.rounds
@@ -104,19 +109,30 @@ def main() -> int:
         # Every side must answer correctly before it is timed.
         for side, srv in servers.items():
             for fn, (body, expected, _) in CALLS.items():
-                r = httpx.post(f"{srv.url}/v1/call/{fn}", content=body, headers={"content-type": "application/json"})
+                r = httpx.post(
+                    f"{srv.url}/v1/call/{fn}",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
                 if r.status_code != 200 or r.json() != {"result": expected}:
-                    raise SystemExit(f"{side} answered {fn} wrongly: {r.status_code} {r.text[:200]}")
-        for side, srv in servers.items():  # warm-up
+                    raise SystemExit(
+                        f"{side} answered {fn} wrongly: {r.status_code} {r.text[:200]}"
+                    )
+        for srv in servers.values():  # warm-up
             for fn, (body, _, _) in CALLS.items():
-                run_load(wrk, f"{srv.url}/v1/call/{fn}", body, connections=args.connections, duration=1)
+                run_load(
+                    wrk, f"{srv.url}/v1/call/{fn}", body, connections=args.connections, duration=1
+                )
         for rnd in range(rounds):
             for fn, (body, _, _) in CALLS.items():
                 for side, srv in servers.items():
                     res = run_load(
-                        wrk, f"{srv.url}/v1/call/{fn}", body,
-                        connections=args.connections, duration=duration,
-                    )  # fmt: skip
+                        wrk,
+                        f"{srv.url}/v1/call/{fn}",
+                        body,
+                        connections=args.connections,
+                        duration=duration,
+                    )
                     results.setdefault((side, fn), []).append(res)
                     print(
                         f"  round {rnd + 1} {fn:5} {side:8} {fmt(res.rps):>7} req/s "
@@ -125,6 +141,12 @@ def main() -> int:
                     )
 
     rps = {key: median([r.rps for r in rs]) for key, rs in results.items()}
+
+    def paired(fn: str, a: str, b: str) -> float:
+        return median(
+            [x.rps / y.rps for x, y in zip(results[(a, fn)], results[(b, fn)], strict=True)]
+        )
+
     errors = sum(r.errors for rs in results.values() for r in rs)
     for fn, (_, _, label) in CALLS.items():
         report.figure(
@@ -133,16 +155,35 @@ def main() -> int:
         )
         report.compare(
             Comparison(
-                f"{fn}: scopegen vs FastAPI", "scopegen", rps[("scopegen", fn)], "FastAPI",
-                rps[("fastapi", fn)], "req/s", target=f">= {TARGETS[fn]}x", target_value=TARGETS[fn],
-            )  # fmt: skip
+                f"{fn}: scopegen vs FastAPI",
+                "scopegen",
+                rps[("scopegen", fn)],
+                "FastAPI",
+                rps[("fastapi", fn)],
+                "req/s",
+                target=f">= {TARGETS[fn]}x",
+                target_value=TARGETS[fn],
+                paired_ratio=paired(fn, "scopegen", "fastapi"),
+            )
         )
         report.compare(
             Comparison(
-                f"{fn}: scopegen vs floor", "scopegen", rps[("scopegen", fn)], "floor",
-                rps[("floor", fn)], "req/s", target=f">= {FLOOR_TARGET}x", target_value=FLOOR_TARGET,
-            )  # fmt: skip
+                f"{fn}: scopegen vs floor",
+                "scopegen",
+                rps[("scopegen", fn)],
+                "floor",
+                rps[("floor", fn)],
+                "req/s",
+                target=f">= {FLOOR_TARGET}x",
+                target_value=FLOOR_TARGET,
+                paired_ratio=paired(fn, "scopegen", "floor"),
+            )
         )
+        if "scopegen-app" in cmds:
+            report.figure(
+                f"{fn}: scopegen serve / same app under plain uvicorn (diagnostic)",
+                f"{paired(fn, 'scopegen', 'scopegen-app'):.2f}x",
+            )
     report.figure("errors / non-2xx during load", str(errors))
     report.ok = errors == 0
     return finish(report, args.json)

@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -309,7 +310,9 @@ def demo(workdir: Path) -> int:
         with progress.step("stop the server") as notes:
             code = server.stop()
             calls = server.log.count(" call ")
-            notes.append(f"exit {code}; {calls} calls logged" if calls else f"exit {code}")
+            # uvicorn shuts down cleanly on SIGTERM, then re-raises it: -15 is a clean stop.
+            how = "stopped cleanly" if code in (0, -signal.SIGTERM) else f"exit {code}"
+            notes.append(f"{how}; {calls} calls in its access log")
             server = None
     except StepFailed as exc:
         print(f"\nscopegen demo: FAILED: {exc}", file=sys.stderr)

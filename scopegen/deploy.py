@@ -38,6 +38,7 @@ MODAL_MISSING = "modal is not installed: pip install 'scopegen[modal]'"
 
 # What `modal deploy` prints for a web endpoint: "... => https://ws--app-server-web.modal.run".
 _URL = re.compile(r"https://[A-Za-z0-9.-]+\.modal\.run\S*")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def run_deploy(path: Path, out: Path, *, name: str | None, dry_run: bool) -> int
     if code != 0:
         errors.print(f"error: modal deploy failed (exit {code})")
         return code
-    urls = _URL.findall(output)
+    urls = _URL.findall(_ANSI.sub("", output))
     _print_client_env(console, plan, url=urls[-1] if urls else None)
     return 0
 

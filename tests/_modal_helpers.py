@@ -65,8 +65,8 @@ def load_settings(function: Any) -> dict[str, Any]:
     """
     from modal._utils.async_utils import synchronizer
 
-    raw = synchronizer._translate_in(function)
-    load = getattr(raw, "_load", None)
+    raw = synchronizer._translate_in(function)  # type: ignore[no-untyped-call]
+    load: Any = getattr(raw, "_load", None)
     code = getattr(load, "__code__", None)
     if code is None or load.__closure__ is None:
         return {}

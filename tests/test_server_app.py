@@ -7,7 +7,7 @@ import dataclasses
 import enum
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from scopegen.spec import (
     Parameter,
     RefType,
     TupleType,
+    TypeDef,
     UnionType,
 )
 
@@ -110,8 +111,8 @@ def test_lifespan_startup_and_shutdown_are_answered() -> None:
     async def receive() -> dict[str, Any]:
         return inbox.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     asyncio.run(application({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
     assert [m["type"] for m in sent] == [
@@ -203,7 +204,7 @@ class Tree:
     children: list[Tree] = dataclasses.field(default_factory=list)
 
 
-TYPES = {
+TYPES: dict[str, TypeDef] = {
     "Color": EnumDef("Color", (("RED", "red"), ("BLUE", "blue"))),
     "Level": EnumDef("Level", (("LOW", 1), ("HIGH", 2))),
     "Tree": ObjectDef(
@@ -327,7 +328,7 @@ class Opaque:
             "return only JSON types (dict, list, str, int, float, bool, None)",
         ),
         ({"z": 1j}, 'result["z"] is complex; return [z.real, z.imag]'),
-        ({"g": (i for i in [])}, 'result["g"] is generator; return a list, not an iterator'),
+        ({"g": (i for i in range(0))}, 'result["g"] is generator; return a list, not an iterator'),
         ([2**70], "result[0] is an integer too large for JSON (over 64 bits); return it as a str"),
     ],
 )

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from tests._serving import RunningServer, running_server
 
@@ -446,8 +446,10 @@ def test_body_under_the_limit_is_served(client: httpx.Client) -> None:
         {"Authorization": f"Bearer {TOKEN}x"},
         {"Authorization": TOKEN},
         {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": f"Bearer {TOKEN[:-1]}"},
+        {"Authorization": "Bearer"},
     ],
-    ids=["missing", "wrong", "longer", "no-scheme", "basic"],
+    ids=["missing", "wrong", "longer", "no-scheme", "basic", "prefix", "empty"],
 )
 def test_missing_or_wrong_token_is_401(
     server: RunningServer, spec: dict[str, Any], headers: dict[str, str]
@@ -467,6 +469,15 @@ def test_missing_or_wrong_token_is_401(
 
 
 # --------------------------------------------------------------------------- survival
+
+
+def test_bearer_scheme_is_case_insensitive(server: RunningServer) -> None:
+    r = httpx.post(
+        f"{server.url}/v1/call/add",
+        json={"a": 1, "b": 2},
+        headers={"Authorization": f"bearer {TOKEN}"},
+    )
+    assert r.json() == {"result": 3}
 
 
 def test_access_log_has_one_line_per_call(server: RunningServer, client: httpx.Client) -> None:

@@ -6,7 +6,7 @@ separates the app's cost from the serve command's socket and uvicorn setup.
 
 from pathlib import Path
 
-from scopegen.server import ServerSettings, ScopegenApp, create_app
+from scopegen.server import ScopegenApp, ServerSettings, create_app
 
 
 def app() -> ScopegenApp:

@@ -26,14 +26,17 @@ from scopegen.emit._templates import render_template
 
 __all__ = ["DOWNLOAD_TIMEOUT", "SCOPEGEN_PACKAGES", "emit_modal_app", "python_packages"]
 
-# scopegen's own run-time dependencies (pyproject's [project.dependencies]):
-# the image runs scopegen from source, so pip must install them.
+# scopegen's own run-time dependencies: pyproject's [project.dependencies] (a test
+# keeps them equal, markers aside). The image runs scopegen from source, so pip
+# installs them.
 SCOPEGEN_PACKAGES: tuple[str, ...] = (
     "libcst>=1.4,<2",
     "pydantic>=2.6,<3",
     "orjson>=3.10,<4",
     "httpx>=0.27,<1",
     "uvicorn>=0.30,<1",
+    "httptools>=0.6.3",
+    "uvloop>=0.19",  # its platform marker always holds in Modal's Linux CPython images
     "typer>=0.12,<1",
     "rich>=13,<16",
     "tomli>=1.1; python_version < '3.11'",

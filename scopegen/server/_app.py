@@ -224,7 +224,7 @@ class ScopegenApp:
                 ms = (perf_counter() - t0) * 1000.0
                 self._log.add(f"INFO:     call {shown} {status} {ms:.2f}ms {rid.decode()}\n")
             return
-        if self._token is not None and (auth is None or not hmac.compare_digest(auth, self._token)):
+        if self._token is not None and not self._authorized(auth):
             status = 401
             await _respond(send, 401, _UNAUTHORIZED, rid, bearer=True)
         elif (body := self._static.get(path)) is None:
@@ -240,6 +240,18 @@ class ScopegenApp:
             ms = (perf_counter() - t0) * 1000.0
             shown = f"{scope['method']} {path[:80]!r}"
             self._log.add(f"INFO:     {shown} {status} {ms:.2f}ms {rid.decode()}\n")
+
+    def _authorized(self, auth: bytes | None) -> bool:
+        """Constant-time bearer check; the scheme name is case-insensitive (RFC 7235)."""
+        assert self._token is not None
+        if auth is None:
+            return False
+        if hmac.compare_digest(auth, self._token):
+            return True
+        scheme, _, credentials = auth.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(
+            credentials.strip(), self._token[7:]
+        )
 
     def _request_id(self, headers: list[tuple[bytes, bytes]]) -> bytes:
         for key, value in headers:
@@ -263,7 +275,7 @@ class ScopegenApp:
         rid: bytes,
     ) -> int:
         """Answer one call; return the status sent (0 if the client went away)."""
-        if self._token is not None and (auth is None or not hmac.compare_digest(auth, self._token)):
+        if self._token is not None and not self._authorized(auth):
             await _respond(send, 401, _UNAUTHORIZED, rid, bearer=True)
             return 401
         ep = self._endpoints.get(name)

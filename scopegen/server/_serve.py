@@ -9,6 +9,7 @@ starts, so ``--port 0`` works and the line
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import socket
@@ -88,6 +89,9 @@ def run_serve(
     )
     try:
         app = create_app(analysis, settings)
+    except KeyboardInterrupt:
+        _err("scopegen serve: interrupted while importing the interface")
+        return 130
     except InterfaceImportError as exc:
         _err(exc.traceback_text.rstrip())
         _err(f"scopegen serve: {exc}")
@@ -122,6 +126,10 @@ def run_serve(
         server_header=False,
     )
     server = uvicorn.Server(config)
+    # Everything loaded so far (analyzer, CLI, the interface and its model) lives
+    # for the whole run: keep it out of the collector's scans.
+    gc.collect()
+    gc.freeze()
     try:
         server.run(sockets=[sock])
     finally:

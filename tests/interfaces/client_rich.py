@@ -10,9 +10,12 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal, NotRequired, Optional, TypedDict
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel
+
+# pydantic needs typing_extensions' TypedDict (inside Report) before Python 3.12.
+from typing_extensions import NotRequired, TypedDict
 
 from scopegen import expose
 
@@ -63,7 +66,7 @@ class Report(BaseModel):
     color: Color
     level: Level
     spans: list[Span]
-    box: Optional[Box] = None
+    box: Box | None = None
     area: float = 0.0
 
 
@@ -86,7 +89,7 @@ def make_report(
     title: str,
     color: Color = Color.RED,
     level: Level = Level.LOW,
-    spans: Optional[list[Span]] = None,
+    spans: list[Span] | None = None,
     box: Box | None = None,
 ) -> Report:
     """Build a report from typed pieces."""
@@ -115,7 +118,7 @@ def options(name: str, **extra: int | str) -> dict[str, int | str]:
 
 
 @expose
-def maybe(x: Optional[int] = None) -> Optional[int]:
+def maybe(x: int | None = None) -> Optional[int]:  # noqa: UP045 (both spellings)
     return None if x is None else x * 2
 
 
