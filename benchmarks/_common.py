@@ -160,16 +160,16 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout
 
 @contextlib.contextmanager
 def run_server(
-    name: str, cmd: Sequence[str], port: int, *, timeout: float = 60.0
+    name: str, cmd: Sequence[str], port: int, *, timeout: float = 60.0, pin: bool = True
 ) -> Iterator[Server]:
-    """Run ``cmd`` (which must listen on ``port``) pinned to the server CPU until the block ends."""
+    """Run ``cmd`` (listening on ``port``), pinned to the server CPU, until the block ends."""
     fd, log_name = tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")
     log_path = Path(log_name)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("SCOPEGEN_TOKEN", None)
     with os.fdopen(fd, "wb") as log:
         proc = subprocess.Popen(
-            [*taskset(server_cpus()), *cmd],
+            [*(taskset(server_cpus()) if pin else []), *cmd],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
@@ -189,10 +189,14 @@ def run_server(
         log_path.unlink(missing_ok=True)
 
 
-def scopegen_serve_cmd(path: Path, port: int, *extra: str) -> list[str]:
+def _python_m(pure_python: bool) -> list[str]:
+    """``python -m``, or its stand-in that hides httptools and uvloop from uvicorn's ``auto``."""
+    return [PY, str(APPS / "pure_python.py")] if pure_python else [PY, "-m"]
+
+
+def scopegen_serve_cmd(path: Path, port: int, *extra: str, pure_python: bool = False) -> list[str]:
     return [
-        PY,
-        "-m",
+        *_python_m(pure_python),
         "scopegen",
         "serve",
         str(path),
@@ -203,15 +207,14 @@ def scopegen_serve_cmd(path: Path, port: int, *extra: str) -> list[str]:
     ]
 
 
-def uvicorn_cmd(app: str, port: int) -> list[str]:
+def uvicorn_cmd(app: str, port: int, *, pure_python: bool = False) -> list[str]:
     """uvicorn as a user runs it, with the settings ``scopegen serve`` uses.
 
     ``scopegen serve`` passes ``access_log=False, ws="none", server_header=False,
     lifespan="on"`` and leaves ``http``/``loop`` on ``auto``; so do we.
     """
     return [
-        PY,
-        "-m",
+        *_python_m(pure_python),
         "uvicorn",
         app,
         "--app-dir",
@@ -245,9 +248,8 @@ def find_wrk(install: bool = True) -> str | None:
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         print("wrk not found: installing it with apt-get (set SCOPEGEN_BENCH_NO_INSTALL=1 to skip)")
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "timeout": 300}
-            subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)  # type: ignore[call-overload]
-            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, **quiet)  # type: ignore[call-overload]
+            for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+                subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     return shutil.which("wrk")
 
 
@@ -313,8 +315,8 @@ def run_load(
             d["p50_us"] / 1000,
             d["p99_us"] / 1000,
         )
-    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as f:
-        f.write(body)
+    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as bf:
+        bf.write(body)
     try:
         cmd = [
             *taskset(client_cpus()),
@@ -322,7 +324,7 @@ def run_load(
             str(BENCH_DIR / "_loadgen.py"),
             url,
             "--body-file",
-            f.name,
+            bf.name,
             "-c",
             str(connections),
             "-d",
@@ -330,7 +332,7 @@ def run_load(
         ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     finally:
-        os.unlink(f.name)
+        os.unlink(bf.name)
     d = json.loads(out.strip().splitlines()[-1])
     return LoadResult("python", d["rps"], d["requests"], d["errors"], d["p50_ms"], d["p99_ms"])
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+from collections.abc import Callable
 
 import httpx
 from _common import (
@@ -69,6 +70,11 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
+        "--pure-python",
+        action="store_true",
+        help="hide httptools and uvloop from every server (uvicorn then uses h11 + asyncio)",
+    )
+    p.add_argument(
         "--no-app-side",
         action="store_true",
         help="skip the diagnostic 'scopegen-app' side (create_app under the uvicorn CLI)",
@@ -79,26 +85,35 @@ def main() -> int:
 
     wrk = find_wrk()
     m = machine()
-    report = Report("bench_server.py", "Server throughput (req/s)")
+    pure = args.pure_python
+    title = "Server throughput (req/s)" + (", pure Python (h11 + asyncio)" if pure else "")
+    report = Report("bench_server.py" + (" --pure-python" if pure else ""), title)
     report.setup = {
         "load generator": loadgen_name(wrk),
         "connections": args.connections,
         "duration per run (s)": duration,
         "rounds (median)": rounds,
-        "uvicorn http / loop": f"{m['uvicorn']['http']} / {m['uvicorn']['loop']} (auto)",
+        "uvicorn http / loop": (
+            "h11 / asyncio (--pure-python: httptools and uvloop hidden)"
+            if args.pure_python
+            else f"{m['uvicorn']['http']} / {m['uvicorn']['loop']} (auto)"
+        ),
         "server CPU(s) / load CPU(s)": f"{server_cpus()} / {client_cpus()}",
     }
     for k, v in report.setup.items():
         print(f"{k}: {v}")
 
-    cmds = {
-        "scopegen": lambda port: scopegen_serve_cmd(INTERFACE, port),
-        "fastapi": lambda port: uvicorn_cmd("fastapi_app:app", port),
-        "floor": lambda port: uvicorn_cmd("floor_app:app", port),
+    cmds: dict[str, Callable[[int], list[str]]] = {
+        "scopegen": lambda port: scopegen_serve_cmd(INTERFACE, port, pure_python=pure),
+        "fastapi": lambda port: uvicorn_cmd("fastapi_app:app", port, pure_python=pure),
+        "floor": lambda port: uvicorn_cmd("floor_app:app", port, pure_python=pure),
     }
     if not args.no_app_side:
         # Diagnostic: the same app under the plain uvicorn CLI (uvicorn binds the socket).
-        cmds["scopegen-app"] = lambda port: [*uvicorn_cmd("scopegen_app:app", port), "--factory"]
+        cmds["scopegen-app"] = lambda port: [
+            *uvicorn_cmd("scopegen_app:app", port, pure_python=pure),
+            "--factory",
+        ]
     ports = {side: free_port() for side in cmds}
     results: dict[tuple[str, str], list[LoadResult]] = {}
     with contextlib.ExitStack() as stack:

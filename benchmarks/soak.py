@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import psutil
+import psutil  # type: ignore[import-untyped]
 from _common import (
     INTERFACE,
     HTTPConnection,

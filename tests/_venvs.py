@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Venv", "make_venv", "shared_venv"]
+__all__ = ["Venv", "install_client", "make_venv", "shared_venv"]
 
 # What a generated package depends on, plus its build backend (installed once,
 # so each package installs without fetching hatchling into an isolated env).
@@ -79,14 +79,19 @@ class Venv:
         timeout: float = 300,
         check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``code`` with the venv's interpreter; fail with its output when it fails."""
+        """Run ``code`` with the venv's interpreter; fail with its output when it fails.
+
+        It runs in the venv's folder unless ``cwd`` says otherwise: ``-c`` puts
+        the working folder on ``sys.path``, and the checkout's would make
+        ``scopegen`` importable.
+        """
         proc = subprocess.run(
             [str(self.python), "-c", code],
             capture_output=True,
             text=True,
             timeout=timeout,
             env=self.env(env),
-            cwd=cwd,
+            cwd=cwd if cwd is not None else self.root,
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -112,6 +117,7 @@ def make_venv(root: Path, packages: Sequence[str] = BASE_PACKAGES) -> Venv:
 
 _lock = threading.Lock()
 _shared: Venv | None = None
+_built: dict[tuple[str, str], Path] = {}
 
 
 def shared_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
@@ -121,3 +127,23 @@ def shared_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
         if _shared is None:
             _shared = make_venv(tmp_path_factory.mktemp("client-venv") / "venv")
         return _shared
+
+
+def install_client(
+    venv: Venv, interface: Path, package: str, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Build ``interface``'s client as ``package`` and install it, once per session.
+
+    Returns the build folder (``OUT``; the project is ``OUT/<package>``).
+    """
+    from scopegen.build import generate, write_files
+
+    key = (str(interface), package)
+    with _lock:
+        if key not in _built:
+            out = tmp_path_factory.mktemp(f"build-{package}")
+            name, files = generate(interface, out, name=package)
+            write_files(out, name, files)
+            venv.install(out / name)
+            _built[key] = out
+        return _built[key]

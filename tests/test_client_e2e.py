@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 
 from scopegen.analyze import analyze_file
-from scopegen.build import generate, write_files
 from tests._serving import RunningServer, running_server
-from tests._venvs import Venv, shared_venv
+from tests._venvs import Venv, install_client, shared_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 RICH = ROOT / "tests" / "interfaces" / "client_rich.py"
@@ -41,11 +40,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
 @pytest.fixture(scope="module")
 def client(venv: Venv, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The client package of ``client_rich.py``, installed in the venv."""
-    out = tmp_path_factory.mktemp("rich-build")
-    package, files = generate(RICH, out, name=PACKAGE)
-    write_files(out, package, files)
-    venv.install(out / package)
-    return package
+    install_client(venv, RICH, PACKAGE, tmp_path_factory)
+    return PACKAGE
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +202,8 @@ def test_hash_mismatch_warns_once_naming_both_hashes_and_the_fix(
             with Client(os.environ["URL"]) as c:
                 assert c.echo("a") == "a"
                 assert c.echo("b") == "b"
+            with Client(os.environ["URL"]) as c:
+                assert c.echo("c") == "c"  # the same server: warned already
         mismatches = [w for w in caught if issubclass(w.category, InterfaceMismatchWarning)]
         assert len(mismatches) == 1, [str(w.message) for w in caught]
         print(mismatches[0].message)
@@ -217,6 +215,24 @@ def test_hash_mismatch_warns_once_naming_both_hashes_and_the_fix(
     assert "scopegen build" in out
     # The warning points at the caller's code, not inside the package.
     assert "at <string>" in out
+
+
+def test_hash_mismatch_warning_from_a_module_function_points_at_the_caller(
+    venv: Venv, client: str, other_server: RunningServer
+) -> None:
+    run(
+        venv,
+        """
+        import sg_rich
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert sg_rich.echo("a") == "a"
+        (w,) = caught
+        assert issubclass(w.category, sg_rich.InterfaceMismatchWarning)
+        assert w.filename == "<string>", w.filename
+        """,
+        SG_RICH_URL=other_server.url,
+    )
 
 
 # --------------------------------------------------------------------------- errors

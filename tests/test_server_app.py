@@ -25,7 +25,7 @@ from scopegen.server import (
     create_app,
     load_interface,
 )
-from scopegen.server._encode import describe_unserializable
+from scopegen.server._encode import INVALID, describe_unserializable, dumps_fallback, loads_exact
 from scopegen.server._validate import build_validator
 from scopegen.spec import (
     BOOL,
@@ -336,6 +336,16 @@ def test_unserializable_results_are_described(value: Any, message: str) -> None:
     with pytest.raises(TypeError) as info:
         orjson.dumps(value)
     assert describe_unserializable(value, info.value) == message
+
+
+def test_big_integers_have_an_exact_slow_path() -> None:
+    assert loads_exact(b'{"a": [%d]}' % 2**70) == {"a": [2**70]}
+    assert loads_exact(b'{"a": [1e400]}') is INVALID
+    assert loads_exact(b'{"a": NaN}') is INVALID
+    assert dumps_fallback({"n": [2**70, Color.RED, Tree("t")]}) == (
+        b'{"result":{"n":[1180591620717411303424,"red",{"name":"t","children":[]}]}}'
+    )
+    assert dumps_fallback({"n": 2**70, "s": {1}}) is None
 
 
 def test_circular_result_is_described() -> None:

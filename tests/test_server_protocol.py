@@ -190,8 +190,28 @@ def test_functions_route_serves_the_manifest(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"{", b"{'a': 1}", b"NaN", b'{"a": NaN, "b": 1}', b'{"a": Infinity}', b"\xff\xfe", b"{}x"],
-    ids=["truncated", "single-quotes", "nan", "nan-inside", "infinity", "not-utf8", "trailing"],
+    [
+        b"{",
+        b"{'a': 1}",
+        b"NaN",
+        b'{"a": NaN, "b": 1}',
+        b'{"a": Infinity}',
+        b'{"value": -1e400}',
+        b'{"value": "\\ud800"}',
+        b"\xff\xfe",
+        b"{}x",
+    ],
+    ids=[
+        "truncated",
+        "single-quotes",
+        "nan",
+        "nan-inside",
+        "infinity",
+        "overflow",
+        "lone-surrogate",
+        "not-utf8",
+        "trailing",
+    ],
 )
 def test_bad_json_is_400(client: httpx.Client, spec: dict[str, Any], body: bytes) -> None:
     r = call(client, "add", content=body)
@@ -238,6 +258,20 @@ def test_wrongly_typed_arguments_are_422(
     client: httpx.Client, args: dict[str, Any], bad: str
 ) -> None:
     assert details(call(client, "add", args)) == [((bad,), "int_type")]
+
+
+def test_integers_past_64_bits_are_exact_both_ways(client: httpx.Client) -> None:
+    big = 2**70
+    r = call(client, "add", content=b'{"a": %d, "b": 1}' % big)
+    assert r.status_code == 200
+    assert r.json() == {"result": big + 1}
+    huge = 10**400  # valid JSON, far past a double
+    r = call(client, "echo", content=b'{"value": [%d, %d]}' % (huge, -big))
+    assert r.json() == {"result": {"value": [huge, -big], "flag": False}}
+    edge = 2**64 - 1  # the largest orjson holds natively
+    assert call(client, "echo", {"value": edge}).json() == {
+        "result": {"value": edge, "flag": False}
+    }
 
 
 def test_bool_and_number_are_strict(client: httpx.Client) -> None:

@@ -436,6 +436,8 @@ class TypeConverter:
                 if small.value is not None:
                     required = False
                     ok, v = literal_value(small.value)
+                    if not ok:
+                        ok, v = self.enum_member_value(small.value)
                     if ok:
                         has_default, default = True, v
                     elif isinstance(small.value, cst.Call):

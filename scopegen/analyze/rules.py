@@ -18,38 +18,13 @@ from scopegen import spec
 from scopegen.analyze._diagnostics import Severity
 from scopegen.analyze._facts import Facts, FunctionFacts
 from scopegen.analyze._values import literal_value
+from scopegen.emit._reserved import CLIENT_RESERVED_NAMES
 
 __all__ = ["RULES", "Finding", "Rule", "rule_by_code"]
 
-# Names the generated client package defines itself (DESIGN §5).
-RESERVED_NAMES = frozenset(
-    {
-        "Client",
-        "AsyncClient",
-        "RemoteError",
-        "ConnectionFailed",
-        "BadRequest",
-        "Unauthorized",
-        "UnknownFunction",
-        "NotFound",
-        "MethodNotAllowed",
-        "PayloadTooLarge",
-        "InvalidArguments",
-        "FunctionError",
-        "UnserializableResult",
-        "CallTimeout",
-        "NOT_GIVEN",
-        "NotGiven",
-        # Client attributes and methods an exposed function would shadow.
-        "close",
-        "aclose",
-        "base_url",
-        "token",
-        "timeout",
-        "max_retries",
-        "http_client",
-    }
-)
+# Names the generated client package defines itself (DESIGN §5); one list,
+# shared with the client emitter, so lint and build never disagree.
+RESERVED_NAMES = CLIENT_RESERVED_NAMES | {"aclose", "http_client"}
 
 
 @dataclass(frozen=True)

@@ -84,17 +84,31 @@ def spell(t: WireType | None, names: Names) -> str:
         return "tuple[" + ", ".join(spell(i, names) for i in t.items) + "]"
     if isinstance(t, DictType):
         return f"dict[str, {spell(t.value, names)}]"
-    if isinstance(t, UnionType):
+    if isinstance(t, (UnionType, LiteralType)):
         parts: list[str] = []
-        for option in t.options:
-            text = spell(option, names)
+        for text in _union_parts(t, names):
             if text not in parts:
                 parts.append(text)
+        # ``X | None`` reads better than ``None | X`` (and linters ask for it).
+        if "None" in parts:
+            parts.remove("None")
+            parts.append("None")
         return " | ".join(parts)
-    if isinstance(t, LiteralType):
-        names.used.add("Literal")
-        return "Literal[" + ", ".join(py_literal(v) for v in t.values) + "]"
     return names.ref(t.name)
+
+
+def _union_parts(t: WireType, names: Names) -> list[str]:
+    if isinstance(t, UnionType):
+        return [part for option in t.options for part in _union_parts(option, names)]
+    if isinstance(t, LiteralType):
+        # ``Literal[None, ...]`` is spelled ``Literal[...] | None``.
+        values = [v for v in t.values if v is not None]
+        parts = ["None"] if len(values) < len(t.values) else []
+        if values:
+            names.used.add("Literal")
+            parts.insert(0, "Literal[" + ", ".join(py_literal(v) for v in values) + "]")
+        return parts
+    return [spell(t, names)]
 
 
 def admits_none(t: WireType) -> bool:
@@ -248,7 +262,10 @@ def render_params(fn: Function, types: Mapping[str, TypeDef], names: Names) -> l
         default: str | None = None
         sentinel = False
         if p.has_default:
-            if p.default_is_literal:
+            # A list or dict default would be one shared mutable object in the
+            # client's signature: leave it to the server instead.
+            shared = isinstance(p.default, (list, dict)) and not isinstance(p.type, TupleType)
+            if p.default_is_literal and not shared:
                 default = render_default(p.default, p.type, types, names)
             if default is None:
                 sentinel = True
@@ -296,7 +313,8 @@ def signature_lines(
         return [one_line]
     lines = [f"{indent}{head}("]
     for text, amb in parts:
-        lines.append(f"{indent}    {text}," + ("  # noqa: E741" if amb else ""))
+        # RUF100 covers ruff versions whose default rules leave E741 out.
+        lines.append(f"{indent}    {text}," + ("  # noqa: E741, RUF100" if amb else ""))
     lines.append(f"{indent}) -> {returns}:")
     return lines
 

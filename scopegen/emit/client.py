@@ -422,7 +422,8 @@ def _types_module(interface: Interface, values: Mapping[str, str]) -> str:
         imports.append(f"from typing import {', '.join(typing_names)}")
     if objects:
         pyd = ["BaseModel", "ConfigDict"] + (["Field"] if needs_field else [])
-        imports += ["", f"from pydantic import {', '.join(pyd)}"]
+        # isort: a blank line between the standard library and third-party groups.
+        imports += [*([""] if imports else []), f"from pydantic import {', '.join(pyd)}"]
     body: list[str] = [""]
     if imports:
         body += [*imports, ""]

@@ -1,7 +1,7 @@
 """The ASGI application of protocol v1 (DESIGN §4): a route table and a few helpers.
 
 Hot path of ``POST /v1/call/{function}``: one dict lookup for the route, one
-pass over the headers, ``from_json`` + a pydantic-core validator built at
+pass over the headers, ``orjson.loads`` + a pydantic-core validator built at
 start-up, ``loop.run_in_executor`` on a dedicated pool (its queue is the
 concurrency limit: no semaphore), ``orjson.dumps`` and two ``send`` calls.
 Timeouts cost a ``call_later`` handle only when configured; the access log is
@@ -30,10 +30,17 @@ from types import TracebackType
 from typing import IO, Any
 
 import orjson
-from pydantic_core import SchemaValidator, ValidationError, from_json
+from pydantic_core import SchemaValidator, ValidationError
 
 from scopegen.emit.openapi import openapi
-from scopegen.server._encode import OPTIONS, default, describe_unserializable
+from scopegen.server._encode import (
+    INVALID,
+    OPTIONS,
+    default,
+    describe_unserializable,
+    dumps_fallback,
+    loads_exact,
+)
 from scopegen.server._loader import LoadedInterface
 from scopegen.server._settings import ServerSettings
 from scopegen.server._validate import build_validator, error_details
@@ -314,13 +321,20 @@ class ScopegenApp:
             await _respond(send, 413, self._too_large(), rid)
             return 413
 
+        exact = False
         if raw:
             try:
-                data = from_json(raw, allow_inf_nan=False)
-            except ValueError as exc:
-                body = _error("bad_request", f"the body is not valid JSON: {exc}")
-                await _respond(send, 400, body, rid)
-                return 400
+                # orjson refuses NaN, Infinity, numbers that overflow a double
+                # (1e400) and lone surrogates: what JSON cannot carry back.
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                # A huge integer literal is valid JSON that orjson cannot hold.
+                data = loads_exact(raw)
+                if data is INVALID:
+                    body = _error("bad_request", f"the body is not valid JSON: {exc}")
+                    await _respond(send, 400, body, rid)
+                    return 400
+                exact = True
             if type(data) is not dict:
                 body = _error(
                     "bad_request",
@@ -333,14 +347,19 @@ class ScopegenApp:
         try:
             kwargs = ep.validator.validate_python(data)
         except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False, include_input=False)
-            body = _error(
-                "invalid_arguments",
-                f"invalid arguments for {name}: {len(errors)} error(s)",
-                details=error_details(errors),
-            )
-            await _respond(send, 422, body, rid)
-            return 422
+            # orjson reads integers past 64 bits as floats; an exact re-read may
+            # make the arguments valid (only ever on this failing path).
+            retried = None if exact or not raw else _validate_exact(ep.validator, raw)
+            if retried is None:
+                errors = exc.errors(include_url=False, include_context=False, include_input=False)
+                body = _error(
+                    "invalid_arguments",
+                    f"invalid arguments for {name}: {len(errors)} error(s)",
+                    details=error_details(errors),
+                )
+                await _respond(send, 422, body, rid)
+                return 422
+            kwargs = retried
 
         try:
             if ep.is_async:
@@ -360,9 +379,12 @@ class ScopegenApp:
         try:
             out = orjson.dumps({"result": result}, default=default, option=OPTIONS)
         except TypeError as exc:
-            body = _error("unserializable_result", describe_unserializable(result, exc))
-            await _respond(send, 500, body, rid)
-            return 500
+            fallback = dumps_fallback(result)
+            if fallback is None:
+                body = _error("unserializable_result", describe_unserializable(result, exc))
+                await _respond(send, 500, body, rid)
+                return 500
+            out = fallback
         await _respond(send, 200, out, rid)
         return 200
 
@@ -425,6 +447,17 @@ class ScopegenApp:
 
 class _CallTimeout(Exception):
     pass
+
+
+def _validate_exact(validator: SchemaValidator, raw: bytes) -> dict[str, Any] | None:
+    data = loads_exact(raw)
+    if data is INVALID:
+        return None
+    try:
+        kwargs: dict[str, Any] = validator.validate_python(data)
+    except ValidationError:
+        return None
+    return kwargs
 
 
 def _invoke(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:

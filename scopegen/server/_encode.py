@@ -1,4 +1,9 @@
-"""Result encoding: orjson on the hot path, a precise diagnosis when it fails.
+"""JSON in and out: orjson on the hot path, exact slow paths and precise diagnoses.
+
+Requests are parsed by orjson, which refuses what JSON cannot carry back
+(NaN, Infinity, numbers overflowing a double, lone surrogates) but reads
+integers past 64 bits as floats; ``loads_exact`` (pydantic-core's parser)
+re-reads a body exactly when that matters. Results:
 
 orjson natively writes dicts, lists, tuples, str/int/float/bool/None,
 dataclass instances, Enum members and (with ``OPT_SERIALIZE_NUMPY``) numpy
@@ -12,11 +17,24 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
+import math
 from typing import Any
 
 import orjson
+from pydantic_core import from_json
 
-__all__ = ["OPTIONS", "default", "describe_unserializable"]
+__all__ = [
+    "INVALID",
+    "OPTIONS",
+    "default",
+    "describe_unserializable",
+    "dumps_fallback",
+    "loads_exact",
+]
+
+# ``loads_exact``'s answer for a body the server refuses.
+INVALID: Any = object()
 
 OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -32,6 +50,54 @@ def default(obj: Any) -> Any:
     raise TypeError
 
 
+def loads_exact(raw: bytes) -> Any:
+    """Parse ``raw`` keeping every integer exact; ``INVALID`` unless it is JSON we accept.
+
+    The slow path, taken only when orjson refused a body (a 400-digit integer
+    is valid JSON that orjson cannot hold) or its floats for big integers
+    failed validation. Numbers that overflow a double are still refused.
+    """
+    try:
+        data = from_json(raw, allow_inf_nan=False)
+    except ValueError:
+        return INVALID
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if type(item) is float and not math.isfinite(item):
+            return INVALID
+        if type(item) is dict:
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    return data
+
+
+def dumps_fallback(result: Any) -> bytes | None:
+    """Encode a result orjson refused when only integers past 64 bits stopped it."""
+    if _find(result, "result", 0, set(), big_ints=True) is not None:
+        return None
+    try:
+        text = json.dumps(
+            {"result": result},
+            default=_std_default,
+            allow_nan=False,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return text.encode()
+    except (TypeError, ValueError):
+        return None
+
+
+def _std_default(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    return default(obj)
+
+
 _MAX_DEPTH = 254  # orjson's own recursion limit is 255
 
 
@@ -43,12 +109,20 @@ def describe_unserializable(value: Any, exc: Exception | None = None) -> str:
     return f"the result could not be encoded as JSON: {exc}" if exc else "the result is not JSON"
 
 
-def _find(value: Any, path: str, depth: int, active: set[int]) -> str | None:
+def _find(
+    value: Any, path: str, depth: int, active: set[int], *, big_ints: bool = False
+) -> str | None:
     t = type(value)
-    if value is None or t in (str, bool, float):
+    if value is None or t in (bool, float):
+        return None
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return f"{path} is a str with lone surrogates, which JSON cannot carry"
         return None
     if t is int or (isinstance(value, int) and not isinstance(value, enum.Enum)):
-        if not -(2**63) <= value < 2**64:
+        if not big_ints and not -(2**63) <= value < 2**64:
             return f"{path} is an integer too large for JSON (over 64 bits); return it as a str"
         return None
     if depth > _MAX_DEPTH:
@@ -58,12 +132,12 @@ def _find(value: Any, path: str, depth: int, active: set[int]) -> str | None:
             return f"{path} contains itself (a circular reference)"
         active.add(id(value))
         try:
-            return _find_children(value, path, depth, active)
+            return _find_children(value, path, depth, active, big_ints)
         finally:
             active.discard(id(value))
     if isinstance(value, enum.Enum):
-        return _find(value.value, f"{path}.value", depth + 1, active)
-    if isinstance(value, (str, float)):
+        return _find(value.value, f"{path}.value", depth + 1, active, big_ints=big_ints)
+    if isinstance(value, float):
         return None
     if hasattr(value, "model_dump") and hasattr(t, "model_fields"):
         try:
@@ -81,7 +155,9 @@ def _find(value: Any, path: str, depth: int, active: set[int]) -> str | None:
     return f"{path} is {_type_name(t)}; {_hint(value)}"
 
 
-def _find_children(value: Any, path: str, depth: int, active: set[int]) -> str | None:
+def _find_children(
+    value: Any, path: str, depth: int, active: set[int], big_ints: bool
+) -> str | None:
     if isinstance(value, dict):
         for k, v in value.items():
             if type(k) is not str:
@@ -89,18 +165,20 @@ def _find_children(value: Any, path: str, depth: int, active: set[int]) -> str |
                     f"{path} has a key {k!r} of type {_type_name(type(k))}; "
                     "JSON object keys must be str"
                 )
-            found = _find(v, f"{path}[{orjson.dumps(k).decode()}]", depth + 1, active)
+            key = json.dumps(k, ensure_ascii=False)
+            found = _find(v, f"{path}[{key}]", depth + 1, active, big_ints=big_ints)
             if found:
                 return found
         return None
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            found = _find(v, f"{path}[{i}]", depth + 1, active)
+            found = _find(v, f"{path}[{i}]", depth + 1, active, big_ints=big_ints)
             if found:
                 return found
         return None
     for f in dataclasses.fields(value):
-        found = _find(getattr(value, f.name, None), f"{path}.{f.name}", depth + 1, active)
+        item = getattr(value, f.name, None)
+        found = _find(item, f"{path}.{f.name}", depth + 1, active, big_ints=big_ints)
         if found:
             return found
     return None

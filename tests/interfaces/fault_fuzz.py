@@ -98,7 +98,7 @@ def box_size(box: Box) -> list[float]:
 
 
 @expose
-def search(query: Query, limit: Optional[int] = None) -> Query:
+def search(query: Query, limit: Optional[int] = None) -> Query:  # noqa: UP045 (the spelling is the point)
     return query
 
 
