@@ -229,6 +229,12 @@ def _async_benchmarks(report: Report, pkg: Any, url: str, calls: int, rounds: in
                 conn = pool.get_nowait()
                 try:
                     return (await conn.post("/v1/call/ping", PING_BODY))[1]
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # uvicorn closed it while idle (keep-alive timeout) during the other
+                    # sides' rounds; httpx reconnects in that case too.
+                    conn.close()
+                    conn = await HTTPConnection.open(host, port)
+                    return (await conn.post("/v1/call/ping", PING_BODY))[1]
                 finally:
                     pool.put_nowait(conn)
 

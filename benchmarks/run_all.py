@@ -28,7 +28,7 @@ from _common import BENCH_DIR, PY, find_wrk, fmt, loadgen_name, machine
 SCRIPTS: list[tuple[str, list[str]]] = [
     ("bench_lint.py", []),
     ("bench_server.py", []),
-    ("bench_server.py", ["--pure-python", "--rounds", "2", "--no-app-side"]),
+    ("bench_server.py", ["--pure-python", "--rounds", "3", "--no-app-side"]),
     ("bench_client.py", []),
     ("soak.py", []),
 ]

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests._serving import RunningServer, running_server
@@ -51,12 +52,7 @@ SEED = int(os.environ.get("SCOPEGEN_API_FUZZ_SEED", "0"))
 # make fuzz (thousands of cases) also fuzzes the model-backed example.
 FULL = EXAMPLES >= 1000
 
-# Server issues still open (see /work/notes/server-issues.md), each detected at run
-# time by a probe: once the server is fixed, the fuzz run stops tolerating it by itself.
-_S1_BIG_INT = re.compile(r"integer too large for JSON")
 
-
-@schemathesis.check
 def no_server_fault(ctx: Any, response: Any, case: Any) -> bool | None:
     """No 5xx, except the ``function_error`` a function raised on purpose."""
     if response.status_code < 500:
@@ -68,30 +64,15 @@ def no_server_fault(ctx: Any, response: Any, case: Any) -> bool | None:
         and str(error.get("type", "")).endswith("DeliberateError")
     ):
         return None
-    if _tolerated(response.status_code, error):
-        return None
     # Schemathesis reports an AssertionError from a check as that check's failure.
     raise AssertionError(f"server fault {response.status_code}: {response.content[:500]!r}")
 
 
-# Filled by the fixture from its probes; consulted by ``no_server_fault``.
-_TOLERATED: set[str] = set()
-
-
-def _tolerated(status: int, error: dict[str, Any]) -> bool:
-    message = str(error.get("message", ""))
-    return (
-        "S1" in _TOLERATED
-        and status == 500
-        and error.get("code") == "unserializable_result"
-        and bool(_S1_BIG_INT.search(message))
-    )
+schemathesis.check(no_server_fault)  # registered by name; enabled like the built-in checks
 
 
 def _error_of(body: bytes) -> dict[str, Any]:
     try:
-        import orjson
-
         payload = orjson.loads(body)
     except ValueError:
         return {}
@@ -107,13 +88,12 @@ class FuzzReport:
     checks_run: set[str] = field(default_factory=set)
     failures: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    tolerated: int = 0
 
     def summary(self) -> str:
         return (
             f"{self.requests} requests, statuses {dict(sorted(self.statuses.items()))}, "
             f"phases {dict(self.phases)}, {len(self.failures)} failures, "
-            f"{len(self.errors)} errors, {self.tolerated} known-issue answers tolerated"
+            f"{len(self.errors)} errors"
         )
 
 
@@ -155,12 +135,7 @@ def _collect(stream: Any, report: FuzzReport) -> None:
                 report.requests += 1
                 report.phases[event.phase.name.lower()] += 1
                 if interaction.response is not None:
-                    status = interaction.response.status_code
-                    report.statuses[status] += 1
-                    if status == 500 and _tolerated(
-                        500, _error_of(interaction.response.content or b"")
-                    ):
-                        report.tolerated += 1
+                    report.statuses[interaction.response.status_code] += 1
             for checks in event.recorder.checks.values():
                 for check in checks:
                     report.checks_run.add(check.name)
@@ -170,26 +145,12 @@ def _collect(stream: Any, report: FuzzReport) -> None:
                             f"{event.label}: {check.name}: {failure.title}: {failure.message}"
                             f"\n  reproduce: {check.failure_info.code_sample}"
                         )
-        elif isinstance(event, (events.NonFatalError, events.FatalError)):
-            report.errors.append(f"{getattr(event, 'label', '')}: {event.info.format()}")
+        elif isinstance(event, events.NonFatalError):
+            report.errors.append(f"{event.label}: {event.info.format()}")
+        elif isinstance(event, events.FatalError):
+            report.errors.append(f"schemathesis failed: {event.exception!r}")
         elif isinstance(event, events.EngineFinished):
             report.failures.extend(f"after run: {f.title}: {f.message}" for f in event.failures)
-
-
-def _probe_known_issues(srv: RunningServer) -> None:
-    """Tolerate an open server issue only while it still reproduces (see module docstring)."""
-    r = httpx.post(
-        f"{srv.url}/v1/call/integers", json={"a": 2**70}, headers=srv.headers, timeout=10
-    )
-    if r.status_code == 500 and _tolerated_probe(r):
-        _TOLERATED.add("S1")
-
-
-def _tolerated_probe(r: httpx.Response) -> bool:
-    error = _error_of(r.content)
-    return error.get("code") == "unserializable_result" and bool(
-        _S1_BIG_INT.search(str(error.get("message", "")))
-    )
 
 
 def _assert_healthy_after(srv: RunningServer, expected_errors: str | None) -> None:
@@ -215,7 +176,6 @@ def _assert_healthy_after(srv: RunningServer, expected_errors: str | None) -> No
 def fuzz_server() -> Iterator[RunningServer]:
     args = ["--call-timeout", "10", "--no-access-log", "--max-body", "1000000"]
     with running_server(TARGET, token=TOKEN, args=args) as srv:
-        _probe_known_issues(srv)
         yield srv
 
 
@@ -250,25 +210,20 @@ def test_the_fuzzed_document_is_the_one_the_server_serves(fuzz_server: RunningSe
     assert spec["security"] == [{"bearer": []}]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="server issue S1: ints over 64 bits are accepted, then a 500"
-)
-def test_integers_past_64_bits_are_refused_or_echoed(fuzz_server: RunningServer) -> None:
+def test_integers_past_64_bits_are_echoed_exactly(fuzz_server: RunningServer) -> None:
+    # Found by this fuzz run (server issue S1): they were accepted, then answered 500.
     r = httpx.post(
         f"{fuzz_server.url}/v1/call/integers",
         json={"a": 2**70},
         headers=fuzz_server.headers,
         timeout=10,
     )
-    assert r.status_code in (200, 422), r.text
-    if r.status_code == 200:
-        assert r.json() == {"result": [2**70, 0]}
+    assert r.status_code == 200, r.text
+    assert r.json() == {"result": [2**70, 0]}  # json.loads keeps big ints exact
 
 
-@pytest.mark.xfail(
-    strict=True, reason="server issue S2: 1e400 parses to inf and comes back as null"
-)
 def test_numbers_overflowing_to_infinity_are_refused(fuzz_server: RunningServer) -> None:
+    # Server issue S2: 1e400 used to parse to inf and come back as null.
     for function, body in (
         ("floats", b'{"xs": [1e400]}'),
         ("anything", b'{"value": -1e400}'),

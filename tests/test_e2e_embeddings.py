@@ -128,7 +128,7 @@ print(json.dumps({{
 REFERENCE = """
 import json, sys
 from sentence_transformers import SentenceTransformer
-texts, pairs, path = json.load(sys.stdin)
+texts, pairs, path = json.loads(sys.argv[1])
 model = SentenceTransformer(path, device="cpu")
 vectors = model.encode(texts, batch_size=1, convert_to_numpy=True)
 print(json.dumps({"max_seq_length": model.max_seq_length,
@@ -137,7 +137,9 @@ print(json.dumps({"max_seq_length": model.max_seq_length,
 
 
 @pytest.fixture(scope="module")
-def remote(client_venv: Venv, server: RunningServer) -> dict[str, Any]:
+def remote(
+    reference_run: subprocess.Popen[str], client_venv: Venv, server: RunningServer
+) -> dict[str, Any]:
     proc = subprocess.run(
         [str(client_venv.python), "-c", REMOTE_CALLS],
         input=json.dumps([TEXTS, PAIRS]),
@@ -154,20 +156,28 @@ def remote(client_venv: Venv, server: RunningServer) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def reference(model_dir: Path) -> dict[str, Any]:
-    """The model called directly, through its own sentence-transformers pipeline."""
+def reference_run(model_dir: Path) -> Iterator[subprocess.Popen[str]]:
+    """Start the direct computation early: it runs while the venv and server are made."""
     env = {**os.environ, **OFFLINE}
-    proc = subprocess.run(
-        [sys.executable, "-c", REFERENCE],
-        input=json.dumps([TEXTS, PAIRS, str(model_dir)]),
-        capture_output=True,
+    proc = subprocess.Popen(
+        [sys.executable, "-c", REFERENCE, json.dumps([TEXTS, PAIRS, str(model_dir)])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        timeout=300,
-        check=False,
     )
-    assert proc.returncode == 0, proc.stderr
-    result: dict[str, Any] = json.loads(proc.stdout)
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run: subprocess.Popen[str]) -> dict[str, Any]:
+    """The model called directly, through its own sentence-transformers pipeline."""
+    out, err = reference_run.communicate(timeout=300)
+    assert reference_run.returncode == 0, err
+    result: dict[str, Any] = json.loads(out)
     return result
 
 

@@ -24,6 +24,7 @@ import pytest
 
 from scopegen.config import load_config
 from tests._serving import RunningServer, running_server
+from tests._venvs import Venv, shared_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -31,6 +32,8 @@ EMBEDDINGS = EXAMPLES / "embeddings" / "interface.py"
 GEMMA = EXAMPLES / "gemma" / "interface.py"
 AGENT = EXAMPLES / "agent" / "agent.py"
 MAKE_TINY = EXAMPLES / "gemma" / "make_tiny_model.py"
+# Unique in the session's shared client venv.
+GEMMA_PACKAGE = "gemma_example_tools"
 INTERFACES = [EMBEDDINGS, GEMMA]
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
@@ -216,19 +219,21 @@ def test_make_tiny_model_is_reproducible(tiny_models: Path, tmp_path: Path) -> N
 
 
 @pytest.fixture(scope="module")
-def gemma_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The generated client's ``src`` folder (it needs only httpx, pydantic, orjson)."""
+def gemma_client(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A fresh venv with the client ``scopegen build`` generated, pip installed."""
     out = tmp_path_factory.mktemp("gemma-build")
-    proc = scopegen("build", GEMMA, "-o", out, "--name", "gemma_tools")
+    proc = scopegen("build", GEMMA, "-o", out, "--name", GEMMA_PACKAGE)
     assert proc.returncode == 0, proc.stderr
-    return out / "gemma_tools" / "src"
+    venv = shared_venv(tmp_path_factory)
+    venv.install(out / GEMMA_PACKAGE)
+    return venv
 
 
 @pytest.fixture(scope="module")
 def gemma_server(tiny_models: Path) -> Iterator[RunningServer]:
     with running_server(
         GEMMA,
-        token="gemma-test-token",
+        token="t0k-gemma",
         args=["--models-dir", str(tiny_models)],
         env=OFFLINE,
         startup_timeout=180,
@@ -237,27 +242,25 @@ def gemma_server(tiny_models: Path) -> Iterator[RunningServer]:
 
 
 def _run_client(
-    src: Path, server: RunningServer, code: str, *args: str
+    venv: Venv, server: RunningServer, code: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCOPEGEN_", "GEMMA_TOOLS_"))}
-    env.update(
-        PYTHONPATH=str(src),
-        GEMMA_TOOLS_URL=server.url,
-        GEMMA_TOOLS_TOKEN=server.token or "",
+    env = venv.env(
+        {f"{GEMMA_PACKAGE.upper()}_URL": server.url, f"{GEMMA_PACKAGE.upper()}_TOKEN": "t0k-gemma"}
     )
     return subprocess.run(
-        [sys.executable, *(["-c", code] if code else []), *args],
+        [str(venv.python), *(["-c", code] if code else []), *args],
         capture_output=True,
         text=True,
         env=env,
-        cwd=src,
+        cwd=venv.root,
         check=False,
         timeout=120,
     )
 
 
 CALLS = """
-import json, gemma_tools
+import json
+import gemma_example_tools as gemma_tools
 info = gemma_tools.get_model_info()
 gen = gemma_tools.generate_text("Once upon a time", max_tokens=8)
 gen_default = gemma_tools.generate_text("hello")
@@ -275,7 +278,7 @@ print(json.dumps({"info": info, "gen": gen, "gen_default": gen_default,
 
 
 def test_gemma_example_on_cpu_through_built_client(
-    gemma_client: Path, gemma_server: RunningServer
+    gemma_client: Venv, gemma_server: RunningServer
 ) -> None:
     proc = _run_client(gemma_client, gemma_server, CALLS)
     assert proc.returncode == 0, proc.stderr + gemma_server.log
@@ -291,11 +294,40 @@ def test_gemma_example_on_cpu_through_built_client(
 
 
 def test_agent_script_generates_text_with_gemma_client(
-    gemma_client: Path, gemma_server: RunningServer
+    gemma_client: Venv, gemma_server: RunningServer
 ) -> None:
-    proc = _run_client(gemma_client, gemma_server, "", str(AGENT), "--package", "gemma_tools")
+    proc = _run_client(gemma_client, gemma_server, "", str(AGENT), "--package", GEMMA_PACKAGE)
     assert proc.returncode == 0, proc.stderr + gemma_server.log
     out = proc.stdout
     assert "1. get_model_info() -> " in out and "num_layers=2" in out
     assert "2. generate_text('Once upon a time', max_tokens=20) -> " in out
     assert "3. compare_texts('hello', 'hi') -> " in out
+
+
+# --------------------------------------------------------------------------- make demo
+
+
+def test_demo_runs_every_step_and_stops_its_server(tmp_path: Path) -> None:
+    """``make demo`` end to end (into a temporary work dir instead of .demo/)."""
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "demo.py"), "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env_with(),
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    steps = re.findall(r"^\[\s*(\d+)/(\d+)\] .* ok +\d+\.\ds", out, re.M)
+    assert [int(i) for i, _ in steps] == list(range(1, 11))
+    close = re.search(r"compare_texts\('hello', 'hi'\) -> Similarity\(.*similarity=([\d.]+)\)", out)
+    assert close is not None and 0.7 < float(close.group(1)) < 0.9, out  # real MiniLM: 0.807
+    assert "384 floats, L2 norm 1.000000" in out
+    assert "stopped cleanly" in out
+    assert re.search(r"all steps passed in \d+\.\ds", out)
+    started = re.search(r"start scopegen serve .* pid (\d+)", out)
+    assert started is not None
+    with pytest.raises(ProcessLookupError):  # stopped and reaped
+        os.kill(int(started.group(1)), 0)

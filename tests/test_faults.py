@@ -352,16 +352,19 @@ def test_wrong_token_is_unauthorized_and_nothing_runs(
         )
         assert values(out)["accepted"] == "right-token"
         assert sum(k.startswith("refused_") for k in values(out)) == 5
-        # Raw requests the client would never send: other schemes, other places.
+        # Raw requests the client would never send: the token under another scheme or
+        # in another place. (The scheme's case and the spaces after it do not matter,
+        # RFC 7235; the token itself is compared exactly.)
         call = f"{srv.url}/v1/call/record"
         body = {"tag": "raw"}
         refused = [
-            httpx.post(call, json=body, headers={"Authorization": f"bearer {TOKEN}"}),
-            httpx.post(call, json=body, headers={"Authorization": f"Bearer  {TOKEN}"}),
+            httpx.post(call, json=body, headers={"Authorization": f"Token {TOKEN}"}),
+            httpx.post(call, json=body, headers={"Authorization": f"Bearer\t{TOKEN}"}),
+            httpx.post(call, json=body, headers={"Authorization": f"Bearer {TOKEN}{TOKEN}"}),
             httpx.post(call, json=body, headers={"Authorization": f"Basic {TOKEN}"}),
             httpx.post(call, json=body, headers={"Authorization": TOKEN}),
             httpx.post(call, json=body, headers={"X-Token": TOKEN}),
-            httpx.post(call, json=body, cookies={"token": TOKEN}),
+            httpx.post(call, json=body, headers={"Cookie": f"token={TOKEN}"}),
             httpx.post(f"{call}?token={TOKEN}", json=body),
             httpx.post(call, json=body, headers={"Authorization": "Bearer"}),
         ]

@@ -134,6 +134,19 @@ def test_token_is_checked_in_process() -> None:
         application.close()
 
 
+def test_timeouts_work_when_the_app_is_reused_across_event_loops() -> None:
+    application = create_app(BASIC, ServerSettings(token=None, access_log=False, call_timeout=0.2))
+    try:
+        for _ in range(2):  # each asgi() call runs in a fresh event loop
+            status, _, payload = asgi(application, "POST", "/v1/call/sleepy", b'{"seconds": 0.6}')
+            assert (status, payload["error"]["code"]) == (504, "timeout")
+        # The single worker is still busy with the abandoned calls: queueing does not count.
+        status, _, payload = asgi(application, "POST", "/v1/call/sleepy", b'{"seconds": 0.01}')
+        assert (status, payload) == (200, {"result": 0.01})
+    finally:
+        application.close()
+
+
 def test_settings_token_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCOPEGEN_TOKEN", "from-env")
     assert ServerSettings().token == "from-env"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
@@ -28,6 +28,8 @@ class Analysis:
     diagnostics: tuple[Diagnostic, ...]
     # Top-level imported module names (``transformers``, ``torch.nn``), in order.
     imported_modules: tuple[str, ...] = ()
+    # The parsed module (None when the file did not parse); ``serve --reload`` reuses it.
+    module: cst.Module | None = field(default=None, compare=False, repr=False)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -101,7 +103,12 @@ def _analyze_module(
     diagnostics = _diagnostics(module, source, path, findings)
     interface = _interface(facts, module, source, iname, source_name)
     return Analysis(
-        path, source, interface, diagnostics, tuple(dict.fromkeys(facts.names.imported_modules))
+        path,
+        source,
+        interface,
+        diagnostics,
+        tuple(dict.fromkeys(facts.names.imported_modules)),
+        module,
     )
 
 

@@ -30,6 +30,10 @@ def _trace(name: str, line: str = "") -> None:
         f.write(line + "\n")
 
 
+# Proof that the file was imported (``scopegen serve`` must refuse some starts before this).
+_trace("module")
+
+
 def _private_helper() -> str:
     _trace("_private_helper")
     return "private"
@@ -109,3 +113,9 @@ async def async_slow(seconds: float) -> float:
 def fail_with(message: str) -> str:
     """Raise with the caller's text in the message (a function may leak its input)."""
     raise RuntimeError(message)
+
+
+@expose
+def crash(payload: str) -> str:
+    """Raise without putting the argument in the message: logs must not show it either."""
+    raise RuntimeError("crashed without echoing its input")
