@@ -1,10 +1,10 @@
 """Run every benchmark script and write benchmarks/RESULTS.md (``make bench``).
 
-Each script runs as its own process (as it would standalone) with
-``--json``; this collects the results into one Markdown page: the machine,
-the date, the load generator, and every comparison as a ratio with its target.
-A missed target is reported, not fatal; a script that fails (soak errors
-included) makes the exit status 1.
+Every ``bench_*.py`` beside this file, then ``soak.py``, runs as its own
+process (as it would standalone) with ``--json``; this collects the results
+into one Markdown page: the machine, the date, the load generator, and every
+comparison as a ratio with its target. A missed target is reported, not
+fatal; a script that fails (soak errors included) makes the exit status 1.
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--only bench_server] [--out FILE]
 """
@@ -24,14 +24,23 @@ from typing import Any
 
 from _common import BENCH_DIR, PY, find_wrk, fmt, loadgen_name, machine
 
-# (script, extra arguments): the pure-Python server run shows what httptools + uvloop buy.
-SCRIPTS: list[tuple[str, list[str]]] = [
-    ("bench_lint.py", []),
-    ("bench_server.py", []),
-    ("bench_server.py", ["--pure-python", "--rounds", "3", "--no-app-side"]),
-    ("bench_client.py", []),
-    ("soak.py", []),
-]
+# Known scripts first, in this order; any other bench_*.py follows; soak.py runs last.
+ORDER = ["bench_lint.py", "bench_server.py", "bench_client.py"]
+# Extra runs of a script: the pure-Python server run shows what httptools + uvloop buy.
+EXTRA_RUNS = {"bench_server.py": [["--pure-python", "--rounds", "3", "--no-app-side"]]}
+
+
+def discover() -> list[tuple[str, list[str]]]:
+    """Every benchmark script as (file name, extra arguments), in run order."""
+    found = {p.name for p in BENCH_DIR.glob("bench_*.py")}
+    names = [n for n in ORDER if n in found] + sorted(found - set(ORDER))
+    if (BENCH_DIR / "soak.py").exists():
+        names.append("soak.py")
+    runs: list[tuple[str, list[str]]] = []
+    for name in names:
+        runs.append((name, []))
+        runs += [(name, extra) for extra in EXTRA_RUNS.get(name, [])]
+    return runs
 
 
 def main() -> int:
@@ -40,7 +49,7 @@ def main() -> int:
     p.add_argument("--only", action="append", default=[], help="run only this script (repeatable)")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "RESULTS.md")
     args = p.parse_args()
-    scripts = [s for s in SCRIPTS if not args.only or any(o in s[0] for o in args.only)]
+    scripts = [s for s in discover() if not args.only or any(o in s[0] for o in args.only)]
 
     wrk = find_wrk()  # installs it once, before any script needs it
     started = dt.datetime.now(dt.timezone.utc)

@@ -100,10 +100,15 @@ def test_no_token_means_no_auth_on_loopback() -> None:
         assert "securitySchemes" not in httpx.get(f"{srv.url}/openapi.json").json()["components"]
 
 
-def test_reload_is_not_yet_supported() -> None:
-    code, out, _ = serve_exits([str(IFACES / "server_basic.py"), "--reload"])
-    assert code == 2
-    assert "not yet supported" in out
+def test_reload_start_up_fails_fast_like_serve() -> None:
+    # Edits while serving are tests/test_reload_server.py; start-up is the same as without it.
+    code, out, _ = serve_exits([str(IFACES / "server_lint_error.py"), "--port", "0", "--reload"])
+    assert code == 1
+    assert "SG001" in out and "ModuleNotFoundError" not in out
+    code, out, _ = serve_exits([str(IFACES / "server_import_error.py"), "--port", "0", "--reload"])
+    assert code == 1
+    assert "RuntimeError: model weights are corrupt (raised at import)" in out
+    assert 'server_import_error.py", line 10, in <module>' in out
 
 
 def test_bad_model_option_is_a_usage_error() -> None:

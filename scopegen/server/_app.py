@@ -8,6 +8,9 @@ Timeouts cost a dict entry scanned by one periodic timer, only when
 configured; the access log is a preformatted line appended to a buffer
 flushed by one timer.
 
+``serve --reload`` swaps the endpoint and GET tables whole, on the event
+loop, between requests (``install``): the call path takes no lock for it.
+
 Everything is loaded by the factory, so the app works without lifespan
 events (Modal's ``@modal.asgi_app`` and uvicorn both send them; on shutdown
 the worker pool is released and the access log flushed).
@@ -28,7 +31,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from time import monotonic, perf_counter
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 from pydantic_core import SchemaValidator, ValidationError
@@ -45,6 +48,9 @@ from scopegen.server._encode import (
 from scopegen.server._loader import LoadedInterface
 from scopegen.server._settings import ServerSettings
 from scopegen.server._validate import build_validator, error_details
+
+if TYPE_CHECKING:
+    from scopegen.server._reload import Reloader
 
 __all__ = ["ScopegenApp"]
 
@@ -74,6 +80,15 @@ class _Endpoint:
     fn: Callable[..., Any]
     validator: SchemaValidator
     is_async: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """The routes of one version of the interface, swapped in whole by ``install``."""
+
+    loaded: LoadedInterface
+    endpoints: dict[str, _Endpoint]
+    static: dict[str, bytes]
 
 
 class _AccessLog:
@@ -148,21 +163,7 @@ class ScopegenApp:
     """ASGI callable serving one loaded interface."""
 
     def __init__(self, loaded: LoadedInterface, settings: ServerSettings) -> None:
-        self.loaded = loaded
         self.settings = settings
-        interface = loaded.interface
-        types = interface.type_map()
-        namespace = vars(loaded.module)
-        self._endpoints: dict[str, _Endpoint] = {}
-        for fn in interface.functions:
-            obj = loaded.functions[fn.name]
-            self._endpoints[fn.name] = _Endpoint(
-                fn.name,
-                obj,
-                build_validator(fn, types, namespace),
-                # The running object decides (a decorator may have changed it).
-                inspect.iscoroutinefunction(obj),
-            )
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.max_concurrency, thread_name_prefix="scopegen-call"
         )
@@ -174,13 +175,45 @@ class ScopegenApp:
         self._log = _AccessLog(settings.log_stream) if settings.access_log else None
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex() + "-"
-        manifest = orjson.dumps(interface.manifest())
-        spec = orjson.dumps(openapi(interface, auth=self._token is not None))
-        # GET routes: path -> pre-encoded body.
-        self._static: dict[str, bytes] = {
-            "/v1/functions": manifest,
-            "/openapi.json": spec,
+        # Set by ``scopegen serve --reload``: started and stopped with the lifespan.
+        self.reloader: Reloader | None = None
+        self.loaded = loaded
+        tables = self.prepare(loaded)
+        # Exposed name -> endpoint, and GET routes: path -> pre-encoded body.
+        self._endpoints: dict[str, _Endpoint] = tables.endpoints
+        self._static: dict[str, bytes] = tables.static
+
+    def prepare(self, loaded: LoadedInterface) -> _Tables:
+        """Build the routes of one version of the interface (validators, manifest, OpenAPI)."""
+        interface = loaded.interface
+        types = interface.type_map()
+        namespace = vars(loaded.module)
+        endpoints: dict[str, _Endpoint] = {}
+        for fn in interface.functions:
+            obj = loaded.functions[fn.name]
+            endpoints[fn.name] = _Endpoint(
+                fn.name,
+                obj,
+                build_validator(fn, types, namespace),
+                # The running object decides (a decorator may have changed it).
+                inspect.iscoroutinefunction(obj),
+            )
+        static = {
+            "/v1/functions": orjson.dumps(interface.manifest()),
+            "/openapi.json": orjson.dumps(openapi(interface, auth=self._token is not None)),
         }
+        return _Tables(loaded, endpoints, static)
+
+    def install(self, tables: _Tables) -> None:
+        """Serve another version of the interface (``serve --reload``).
+
+        Call it on the event loop's thread: each request then sees the old
+        tables or the new ones, never a mix, with no lock on the call path.
+        A call that already looked up its endpoint finishes on the old version.
+        """
+        self._endpoints = tables.endpoints
+        self._static = tables.static
+        self.loaded = tables.loaded
 
     # ----------------------------------------------------------------- ASGI
 
@@ -196,8 +229,12 @@ class ScopegenApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.reloader is not None:
+                    self.reloader.start(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.reloader is not None:
+                    self.reloader.stop()
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -109,7 +109,8 @@ def load_interface(
     _reconcile(path, interface, exposed)
     # Keep the analysis' order (the manifest's order).
     functions = {fn.name: exposed[fn.name] for fn in interface.functions}
-    return LoadedInterface(path, module, functions, interface, analysis)
+    # The parse tree is only needed while analysing (~1.5 kB a line): do not keep it.
+    return LoadedInterface(path, module, functions, interface, replace(analysis, module=None))
 
 
 def _module_name(path: Path) -> str:

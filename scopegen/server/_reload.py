@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import gc
 import hashlib
 import importlib
@@ -37,7 +38,7 @@ from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any
 
 from scopegen import _runtime
-from scopegen.analyze import Analysis, analyze_file
+from scopegen.analyze import Analysis, analyze_file, analyze_source
 from scopegen.server._loader import (
     InterfaceImportError,
     InterfaceLintError,
@@ -100,9 +101,17 @@ class Reloader:
         self._helpers: dict[str, Path] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._unfrozen = False
+        # The last reload did not install a new version (the file is not what is served).
+        self._failed = False
+        # The path as the user gave it: diagnostics name it the same way as at start-up.
+        self._shown_path = str(path)
 
     # ------------------------------------------------------------ public
+
+    @property
+    def loaded(self) -> LoadedInterface | None:
+        """The version being served (``None`` before ``load``)."""
+        return self._version.loaded if self._version is not None else None
 
     @property
     def watched(self) -> list[Path]:
@@ -119,13 +128,11 @@ class Reloader:
             analysis = analyze_file(self.path, name=self.settings.name)
         if analysis.errors:
             raise InterfaceLintError(analysis.path, analysis.errors)
-        self.settings_model_paths()
+        self._shown_path = analysis.path
+        _runtime.configure_model_paths(self.settings.model_paths())
         version, _ = self._execute(analysis, None)
         self._version = version
         return version.loaded
-
-    def settings_model_paths(self) -> None:
-        _runtime.configure_model_paths(self.settings.model_paths())
 
     def attach(self, app: ScopegenApp) -> None:
         """Install new versions into ``app``; the app starts and stops the watcher."""
@@ -165,13 +172,19 @@ class Reloader:
             raise RuntimeError("Reloader.reload() before load()")
         name = self.path.name
         try:
-            analysis = analyze_file(self.path, name=self.settings.name)
+            source = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             self._say(f"cannot read {self.path}: {exc}; still serving the previous version")
             return False
         helpers = self._helper_digests()
-        if analysis.source == old.loaded.analysis.source and helpers == old.helpers:
-            return False  # Saved without changes (or touched).
+        if source == old.loaded.analysis.source and helpers == old.helpers:
+            # Saved without changes, or an edit undone after a failed reload.
+            if self._failed:
+                self._failed = False
+                self._say(f"{name} is back to the version being served")
+            return False
+        self._failed = True  # Until this reload succeeds.
+        analysis = analyze_source(source, self._shown_path, name=self.settings.name)
         for d in analysis.diagnostics:
             self._say(f"{d.path}:{d.line}:{d.column}: {d.code} {d.message}", prefix=False)
         if analysis.errors:
@@ -196,16 +209,19 @@ class Reloader:
             try:
                 tables = app.prepare(version.loaded)
             except Exception as exc:  # A validator that cannot be built: keep serving.
+                _restore_module(version.loaded.module, old.loaded.module)
                 self._say(
                     f"reloading {name} failed: {type(exc).__name__}: {exc}; "
                     "still serving the previous version"
                 )
                 return False
             if not self._install(lambda: app.install(tables)):
+                _restore_module(version.loaded.module, old.loaded.module)
                 return False
         self._version = version
+        self._failed = False
         self._report(old, version, reuse, time.perf_counter() - t0)
-        self._release_old()
+        self._release(reuse)
         return True
 
     # ------------------------------------------------------------ executing
@@ -219,7 +235,11 @@ class Reloader:
         path = self.path
         if helpers is None:
             helpers = self._helper_digests()
-        plan = build_plan(analysis.module, analysis.source, str(path), helpers)
+        try:
+            plan = build_plan(analysis.module, analysis.source, str(path), helpers)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            # What libcst parsed but CPython does not (a grammar difference).
+            raise InterfaceImportError(str(path), exc) from exc
         reuse = plan_reuse(old.plan, old.snapshots, plan) if old is not None else None
         values: dict[int, Mapping[str, Any]] = {}
         if reuse is not None and old is not None:
@@ -230,12 +250,21 @@ class Reloader:
         interface = analysis.interface
         if self.settings.name is not None and self.settings.name != interface.name:
             interface = replace(interface, name=self.settings.name)
-        _reconcile(path, interface, exposed)
+        try:
+            _reconcile(path, interface, exposed)
+        except InterfaceLoadError:
+            _restore_module(module, old.loaded.module if old is not None else None)
+            raise
         functions = {fn.name: exposed[fn.name] for fn in interface.functions}
         loaded = LoadedInterface(path, module, functions, interface, analysis)
-        if helpers != self._helper_digests():
-            # The first run imported helpers it did not know yet: record them.
-            helpers = self._helper_digests()
+        now = self._helper_digests()
+        if now != helpers:
+            # It imported helpers not known before the run: sign the units that
+            # import them as the next version will (the same units, new digests).
+            helpers = now
+            plan = build_plan(analysis.module, analysis.source, str(path), helpers)
+        # The parse tree was only needed for the plan (~1.5 kB a line): do not keep it.
+        loaded = replace(loaded, analysis=replace(analysis, module=None))
         return _Version(loaded, plan, snapshots, helpers), reuse
 
     def _install(self, apply: Callable[[], None]) -> bool:
@@ -259,32 +288,40 @@ class Reloader:
                 return False
         return True
 
-    def _release_old(self) -> None:
-        # ``scopegen serve`` froze the start-up objects (the first version among
-        # them): unfreeze once so replaced versions and their models can go.
-        if not self._unfrozen:
-            gc.unfreeze()
-            self._unfrozen = True
+    def _release(self, reuse: Reuse | None) -> None:
+        """Free what a model reload replaced (only then: a full collection costs ~0.2 s)."""
+        if reuse is None or not reuse.rerun_heads:
+            return  # Only functions and cheap values changed: the collector's usual pace is fine.
+        # ``scopegen serve`` froze the start-up objects: thaw them so a replaced
+        # model can go, then freeze the survivors again. A version still running
+        # a call now stays frozen until the next model reload frees it.
+        frozen = gc.get_freeze_count() > 0
+        gc.unfreeze()
         gc.collect()
+        if frozen:
+            gc.freeze()
         torch = sys.modules.get("torch")
         cuda = getattr(torch, "cuda", None)
         try:
             if cuda is not None and cuda.is_initialized():
                 cuda.empty_cache()
         except Exception:
-            pass  # Best effort: memory goes back to the driver later anyway.
+            pass  # Best effort: the memory goes back to the driver later anyway.
 
     # ------------------------------------------------------------ helpers
 
     def _track_helpers(self, before: set[str]) -> None:
         for mod_name in set(sys.modules) - before:
-            module = sys.modules.get(mod_name)
-            file = getattr(module, "__file__", None)
-            if not isinstance(file, str) or not file.endswith(".py"):
+            p = _source_file(sys.modules.get(mod_name))
+            if p is None or p == self.path or not _is_local(p):
                 continue
-            p = Path(file).resolve()
-            if p != self.path and _is_local(p):
-                self._helpers[mod_name] = p
+            top = mod_name.partition(".")[0]
+            if top != mod_name:
+                # A submodule of an installed package (torch.ops claims "_ops.py").
+                parent = _source_file(sys.modules.get(top))
+                if parent is None or not _is_local(parent):
+                    continue
+            self._helpers[mod_name] = p
 
     def _helper_digests(self) -> dict[str, int]:
         """Module name -> digest of its source and of the local modules it imports."""
@@ -320,10 +357,8 @@ class Reloader:
             p = self._helpers.get(mod_name)
             if p is not None:
                 # A same-second, same-size edit would pass the .pyc check.
-                try:
+                with contextlib.suppress(OSError, ValueError, NotImplementedError):
                     os.remove(importlib.util.cache_from_source(str(p)))
-                except (OSError, ValueError, NotImplementedError):
-                    pass
         if changed:
             importlib.invalidate_caches()
 
@@ -450,6 +485,25 @@ def _run_units(
     return module, registry, snapshots
 
 
+def _restore_module(rejected: ModuleType, served: ModuleType | None) -> None:
+    """Point ``sys.modules`` back at the version being served."""
+    name = rejected.__name__
+    if sys.modules.get(name) is rejected:
+        if served is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = served
+
+
+def _source_file(module: ModuleType | None) -> Path | None:
+    """The existing ``.py`` file a module was loaded from, if any."""
+    file = getattr(module, "__file__", None)
+    if not isinstance(file, str) or not file.endswith(".py") or not os.path.isabs(file):
+        return None
+    p = Path(file).resolve()
+    return p if p.is_file() else None
+
+
 def _stat(p: Path) -> tuple[int, int, int] | None:
     try:
         st = p.stat()
@@ -474,9 +528,7 @@ def _is_local(p: Path) -> bool:
     return not text.startswith(str(Path(_runtime.__file__).resolve().parent) + os.sep)
 
 
-def _local_imports(
-    mod_name: str, path: Path, data: bytes, helpers: Mapping[str, Path]
-) -> set[str]:
+def _local_imports(mod_name: str, path: Path, data: bytes, helpers: Mapping[str, Path]) -> set[str]:
     """The tracked helper modules that ``path``'s source imports."""
     try:
         tree = ast.parse(data, str(path))

@@ -35,10 +35,11 @@ def run_serve(
     insecure: bool = False,
     reload: bool = False,
 ) -> int:
-    """Serve ``path`` until interrupted; return the process exit code."""
-    if reload:
-        _err("scopegen serve: --reload is not yet supported")
-        return 2
+    """Serve ``path`` until interrupted; return the process exit code.
+
+    ``reload`` re-executes the interface after each edit, keeping the values
+    of unchanged model-loading statements (see ``scopegen.server._reload``).
+    """
     try:
         overrides = parse_model_overrides(models)
     except ValueError as exc:
@@ -73,6 +74,7 @@ def run_serve(
     from scopegen.server import (
         InterfaceImportError,
         InterfaceLoadError,
+        ScopegenApp,
         ServerSettings,
         create_app,
     )
@@ -88,7 +90,14 @@ def run_serve(
         models=overrides,
     )
     try:
-        app = create_app(analysis, settings)
+        if reload:
+            from scopegen.server._reload import Reloader
+
+            reloader = Reloader(path, settings)
+            app = ScopegenApp(reloader.load(analysis), settings)
+            reloader.attach(app)
+        else:
+            app = create_app(analysis, settings)
     except KeyboardInterrupt:
         _err("scopegen serve: interrupted while importing the interface")
         return 130
@@ -99,6 +108,7 @@ def run_serve(
     except InterfaceLoadError as exc:
         _err(f"scopegen serve: {exc}")
         return 1
+    del analysis  # Its parse tree is not needed while serving.
 
     try:
         sock = _bind(host, port)
