@@ -118,6 +118,14 @@ def test_a_hook_registration_is_kept_with_its_model_until_the_hook_changes() -> 
     assert _decide(src, new_hook) == (["path", "tokenizer"], ["model"])
 
 
+def test_calls_on_a_guarded_import_do_not_tie_statements_to_the_model() -> None:
+    src = BASE.replace(
+        "import torch\n", "try:\n    import torch\nexcept ImportError:\n    torch = None\n"
+    ).replace("model.eval()\n", "model.eval()\ntorch.set_float32_matmul_precision('high')\n")
+    edited = src.replace("'high'", "'medium'")
+    assert _decide(src, edited) == (["path", "tokenizer", "model"], [])
+
+
 def test_a_load_through_a_function_of_the_file_follows_that_function() -> None:
     src = textwrap.dedent(
         """\

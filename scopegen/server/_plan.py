@@ -50,7 +50,6 @@ __all__ = ["Plan", "Reuse", "Unit", "build_plan", "plan_reuse"]
 
 UnitKind = Literal["def", "class", "import", "other"]
 
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
@@ -250,8 +249,11 @@ class _Builder:
                     mutates = set()
                 unit = Unit(i, kind, stmts, frozenset(binds), frozenset(mutates), star)
             units.append(unit)
+            # ``try: import torch`` / ``except ImportError: torch = None`` binds a
+            # module: calls on it do not change a value of the file.
+            modules = _import_binds(stmts) if kind == "other" else set()
             for n in unit.binds:
-                latest_kind[n] = kind
+                latest_kind[n] = "import" if n in modules else kind
         self.units = units
         self.definers: dict[str, list[int]] = {}
         for u in units:
@@ -491,6 +493,14 @@ def _scan(stmts: Iterable[ast.stmt]) -> tuple[set[str], set[str], set[str], bool
         for child in ast.iter_child_nodes(node):
             stack.append((child, child_top, now))
     return binds, reads, mutates, star
+
+
+def _import_binds(stmts: Iterable[ast.stmt]) -> set[str]:
+    out: set[str] = set()
+    for node in (n for s in stmts for n in ast.walk(s)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out.update(a.asname or a.name.split(".")[0] for a in node.names if a.name != "*")
+    return out
 
 
 def _root(expr: ast.expr) -> str | None:
