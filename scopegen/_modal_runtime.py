@@ -141,6 +141,7 @@ def create_asgi_app(
     models_dir: str = MODELS_DIR,
     max_concurrency: int = 1,
     call_timeout: float | None = None,
+    hide_tracebacks: bool = False,
 ) -> Any:
     """Import the interface through the server's factory; return the server's ASGI app.
 
@@ -153,6 +154,7 @@ def create_asgi_app(
     settings = ServerSettings(
         call_timeout=call_timeout,
         max_concurrency=max_concurrency,
+        hide_tracebacks=hide_tracebacks,
         paths=volume_model_paths(models_dir),
         name=name,
     )

@@ -168,6 +168,8 @@ class ScopegenConfig(BaseModel):
     concurrency: Annotated[int, _bounded("concurrency")] = 1
     memory_snapshot: bool = False
     proxy_auth: bool = True
+    # Leave remote tracebacks out of function_error answers (`serve --hide-tracebacks`).
+    hide_tracebacks: bool = False
 
     @field_validator("name")
     @classmethod

@@ -38,6 +38,7 @@ KEYS = {
     "concurrency",
     "memory_snapshot",
     "proxy_auth",
+    "hide_tracebacks",
 }
 
 INTERFACE = "@expose\ndef f() -> int:\n    return 1\n"

@@ -179,12 +179,25 @@ def test_function_hanging_past_the_timeout_is_504_and_the_server_still_serves(
                 else:
                     raise AssertionError("no CallTimeout")
                 print(f"timeout_after={time.perf_counter() - t0:.2f}")
-                # The stuck call still holds the only worker thread: health and async
-                # calls answer at once; the next sync call waits for the thread.
+                # The stuck call still holds the only worker thread: health says so
+                # (503 degraded), a new sync call is refused at once with 503 (it never
+                # runs, so clients may retry it), async calls still answer.
                 t0 = time.perf_counter()
-                assert httpx.get(URL + "/healthz").json() == {"status": "ok"}
+                health = httpx.get(URL + "/healthz")
+                assert health.status_code == 503, health.text
+                assert health.json() == {"status": "degraded", "stuck_calls": 1}
+                refused = httpx.post(
+                    URL + "/v1/call/ping", headers={"Authorization": "Bearer " + TOKEN}
+                )
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["error"]["code"] == "unavailable"
+                assert refused.headers["retry-after"] == "1"
                 assert c.async_slow(0.01) == 0.01
                 print(f"async_after={time.perf_counter() - t0:.2f}")
+                # Once the stuck call returns, everything is back to normal.
+                while httpx.get(URL + "/healthz").status_code != 200:
+                    time.sleep(0.05)
+                assert httpx.get(URL + "/healthz").json() == {"status": "ok"}
                 assert c.ping() == "pong"
                 print(f"sync_after={time.perf_counter() - t0:.2f}")
             """,

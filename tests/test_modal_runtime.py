@@ -253,3 +253,26 @@ def test_create_asgi_app_applies_concurrency_and_the_call_timeout(tmp_path: Path
     assert both < 0.9, f"two calls took {both:.2f}s: they did not run side by side"
     assert slow.status_code == 504
     assert slow.json()["error"]["code"] == "timeout"
+
+
+def test_hide_tracebacks_config_reaches_the_modal_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interface = write_interface(
+        tmp_path / "boom",
+        """\
+        @expose
+        def boom() -> int:
+            raise ValueError("secret internals")
+        """,
+        config="hide_tracebacks = true\n",
+    )
+    module = import_app(generate(interface, tmp_path / "build"))
+    monkeypatch.setattr(module, "MODELS_DIR", str(tmp_path))
+    server = user_class(module.Server)()
+    server.load()
+    assert server.asgi.settings.hide_tracebacks is True
+    with serve(server.web()) as url, httpx.Client(base_url=url, timeout=30) as client:
+        error = client.post("/v1/call/boom").json()["error"]
+    assert error["code"] == "function_error" and error["type"] == "ValueError"
+    assert "traceback" not in error

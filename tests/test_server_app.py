@@ -7,6 +7,7 @@ import dataclasses
 import enum
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,10 @@ def test_timeouts_work_when_the_app_is_reused_across_event_loops() -> None:
         for _ in range(2):  # each asgi() call runs in a fresh event loop
             status, _, payload = asgi(application, "POST", "/v1/call/sleepy", b'{"seconds": 0.6}')
             assert (status, payload["error"]["code"]) == (504, "timeout")
-        # The single worker is still busy with the abandoned calls: queueing does not count.
+            # The only worker still runs the abandoned call: refused (503), never queued.
+            status, _, payload = asgi(application, "POST", "/v1/call/sleepy", b'{"seconds": 0}')
+            assert (status, payload["error"]["code"]) == (503, "unavailable")
+            time.sleep(0.6)  # the abandoned call returns and frees the worker
         status, _, payload = asgi(application, "POST", "/v1/call/sleepy", b'{"seconds": 0.01}')
         assert (status, payload) == (200, {"result": 0.01})
     finally:
@@ -412,7 +416,7 @@ def test_openapi_documents_every_status_of_a_call() -> None:
     doc = openapi(interface)
     validate_openapi(doc)
     op = doc["paths"]["/v1/call/f"]["post"]
-    assert set(op["responses"]) == {"200", "400", "401", "413", "422", "500", "504"}
+    assert set(op["responses"]) == {"200", "400", "401", "413", "422", "500", "503", "504"}
     assert op["summary"] == "F."
     assert op["requestBody"]["required"] is True
     result = op["responses"]["200"]["content"]["application/json"]["schema"]

@@ -120,6 +120,7 @@ def emit_modal_app(analysis: Analysis, config: ScopegenConfig, out_dir: Path) ->
         "enter_args": "snap=False" if config.memory_snapshot else "",
         "call_timeout": str(call_timeout),
         "proxy_auth": str(config.proxy_auth),
+        "hide_tracebacks": str(config.hide_tracebacks),
     }
     return render_template("modal_app.py.tmpl", **values)
 

@@ -28,6 +28,10 @@ ERROR_CODES: dict[int, tuple[tuple[str, ...], str]] = {
         ("function_error", "unserializable_result"),
         "The function raised, or its result is not JSON.",
     ),
+    503: (
+        ("unavailable",),
+        "Every worker is still running a call that ran past its timeout; this call did not run.",
+    ),
     504: (("timeout",), "The call ran past the server's per-call timeout."),
 }
 
@@ -138,6 +142,7 @@ def _call_operation(interface: Interface, fn: Function, auth: bool) -> dict[str,
             "413": _error_response(413),
             "422": _error_response(422, "InvalidArgumentsError"),
             "500": _error_response(500, "CallError"),
+            "503": _error_response(503),
             "504": _error_response(504),
         },
     }
@@ -199,7 +204,21 @@ def _health_operation() -> dict[str, Any]:
                         "required": ["status"],
                     }
                 ),
-            }
+            },
+            "503": {
+                "description": "Degraded: every worker is stuck in a call past its timeout.",
+                "headers": _REQUEST_ID,
+                "content": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "status": {"const": "degraded"},
+                            "stuck_calls": {"type": "integer"},
+                        },
+                        "required": ["status", "stuck_calls"],
+                    }
+                ),
+            },
         },
     }
 

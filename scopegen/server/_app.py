@@ -26,6 +26,7 @@ import itertools
 import os
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -132,8 +133,9 @@ class _Watchdog:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.tick = min(max(timeout / 20, 0.005), 0.25)
-        # future -> [start time (0.0 until a worker starts it), expired]
+        # future -> [start time (0.0 until a worker starts it), expired, done, stuck]
         self.calls: dict[asyncio.Future[Any], list[Any]] = {}
+        self.stuck = _StuckWorkers()
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -153,10 +155,41 @@ class _Watchdog:
                 cell[1] = True
                 del self.calls[future]
                 future.cancel()
+                self.stuck.expired(cell)
         if self.calls and self._loop is not None:
             self._handle = self._loop.call_later(self.tick, self._scan)
         else:
             self._handle = None
+
+
+class _StuckWorkers:
+    """Worker threads still running a sync call that already got its 504.
+
+    Threads cannot be killed; when every worker is stuck, new sync calls
+    would queue forever, so the server answers them 503 (the client retries
+    those safely: the function never ran) and ``/healthz`` says "degraded"
+    so an orchestrator can restart the process. A lock guards only the
+    expire/finish handshake of timed calls, never the plain call path.
+    """
+
+    __slots__ = ("count", "lock")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def expired(self, cell: list[Any]) -> None:  # event loop thread
+        with self.lock:
+            if not cell[2]:
+                cell[3] = True
+                self.count += 1
+
+    def finished(self, cell: list[Any]) -> None:  # worker thread
+        with self.lock:
+            cell[2] = True
+            if cell[3]:
+                cell[3] = False
+                self.count -= 1
 
 
 class ScopegenApp:
@@ -251,7 +284,12 @@ class ScopegenApp:
         if path == "/healthz":
             rid = self._request_id(scope["headers"])
             if scope["method"] == "GET":
-                await _respond(send, 200, _HEALTH, rid)
+                stuck = self._stuck_workers()
+                if stuck:
+                    degraded = orjson.dumps({"status": "degraded", "stuck_calls": stuck})
+                    await _respond(send, 503, degraded, rid)
+                else:
+                    await _respond(send, 200, _HEALTH, rid)
             else:
                 await _respond(send, 405, _method_error("GET"), rid, allow=b"GET")
             return
@@ -413,6 +451,14 @@ class ScopegenApp:
             body = _error("timeout", f"{name} ran past the per-call timeout of {self._timeout:g} s")
             await _respond(send, 504, body, rid)
             return 504
+        except _Unavailable:
+            body = _error(
+                "unavailable",
+                f"every worker ({self.settings.max_concurrency}) is still running a call that"
+                " ran past its timeout; the call did not run",
+            )
+            await _respond(send, 503, body, rid, retry_after=b"1")
+            return 503
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # A function may raise anything; the server survives.
@@ -431,14 +477,26 @@ class ScopegenApp:
         await _respond(send, 200, out, rid)
         return 200
 
+    def _stuck_workers(self) -> int:
+        """How many workers are stuck, when all of them are (else 0)."""
+        watchdog = self._watchdog
+        if watchdog is None:
+            return 0
+        n = watchdog.stuck.count
+        return n if n >= self.settings.max_concurrency else 0
+
     async def _run_sync(self, ep: _Endpoint, kwargs: dict[str, Any]) -> Any:
         loop = asyncio.get_running_loop()
         if self._timeout is None:
             return await loop.run_in_executor(self._executor, _invoke, ep.fn, kwargs)
-        cell: list[Any] = [0.0, False]
-        future = loop.run_in_executor(self._executor, _invoke_timed, ep.fn, kwargs, cell)
         watchdog = self._watchdog
         assert watchdog is not None
+        if watchdog.stuck.count >= self.settings.max_concurrency:
+            raise _Unavailable
+        cell: list[Any] = [0.0, False, False, False]
+        future = loop.run_in_executor(
+            self._executor, _invoke_timed, ep.fn, kwargs, cell, watchdog.stuck
+        )
         watchdog.watch(loop, future, cell)
         try:
             return await future
@@ -494,6 +552,10 @@ class _CallTimeout(Exception):
     pass
 
 
+class _Unavailable(Exception):
+    pass
+
+
 def _validate_exact(validator: SchemaValidator, raw: bytes) -> dict[str, Any] | None:
     data = loads_exact(raw)
     if data is INVALID:
@@ -509,9 +571,14 @@ def _invoke(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     return fn(**kwargs)
 
 
-def _invoke_timed(fn: Callable[..., Any], kwargs: dict[str, Any], cell: list[Any]) -> Any:
+def _invoke_timed(
+    fn: Callable[..., Any], kwargs: dict[str, Any], cell: list[Any], stuck: _StuckWorkers
+) -> Any:
     cell[0] = monotonic()
-    return fn(**kwargs)
+    try:
+        return fn(**kwargs)
+    finally:
+        stuck.finished(cell)
 
 
 def _user_frames(tb: TracebackType | None) -> TracebackType | None:
@@ -553,10 +620,13 @@ async def _respond(
     *,
     allow: bytes | None = None,
     bearer: bool = False,
+    retry_after: bytes | None = None,
 ) -> None:
     headers = [_JSON, (b"content-length", b"%d" % len(body)), (b"x-request-id", rid)]
     if allow is not None:
         headers.append((b"allow", allow))
+    if retry_after is not None:
+        headers.append((b"retry-after", retry_after))
     if bearer:
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
