@@ -13,7 +13,7 @@ import difflib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from scopegen._mcp import mcp_config
 from scopegen.analyze import Analysis, analyze_file
@@ -72,7 +72,7 @@ def generate(path: Path, out: Path, *, name: str | None = None) -> tuple[str, di
         n = len(analysis.errors)
         raise BuildError(f"{path} has {n} lint error{'s' if n != 1 else ''}; nothing was written")
     config = _load_config(path)
-    config_name = getattr(config, "name", None) if config is not None else None
+    config_name = config.name if config is not None else None
     package = _normalize(name or config_name or analysis.interface.name)
     problem = validate_package_name(package)
     if problem:
@@ -85,9 +85,7 @@ def generate(path: Path, out: Path, *, name: str | None = None) -> tuple[str, di
         files = emit_client(analysis.interface, package=package, source_name=Path(path).name)
     except EmitError as exc:
         raise BuildError(str(exc)) from None
-    modal_app = _modal_app(analysis, config, out)
-    if modal_app is not None:
-        files[MODAL_APP] = modal_app
+    files[MODAL_APP] = _modal_app(analysis, config, out)
     files[MCP_JSON] = mcp_config(analysis.interface.name, package)
     return package, dict(sorted(files.items()))
 
@@ -98,26 +96,19 @@ def _normalize(name: str) -> str:
 
 
 def _load_config(path: Path) -> ScopegenConfig | None:
-    try:
-        from scopegen.config import load_config
-    except ImportError:  # the config module is optional for the client build
-        return None
+    from scopegen.config import load_config
+
     try:
         return load_config(path)
     except ValueError as exc:  # ConfigError and pydantic's ValidationError
-        raise BuildError(f"invalid configuration: {exc}") from None
+        raise BuildError(f"invalid configuration: {exc}", exit_code=2) from None
 
 
-def _modal_app(analysis: Analysis, config: Any, out: Path) -> str | None:
-    try:
-        from scopegen.emit.modal import emit_modal_app
-    except ImportError:
-        return None
-    if config is None:
-        from scopegen.config import ScopegenConfig
+def _modal_app(analysis: Analysis, config: ScopegenConfig | None, out: Path) -> str:
+    from scopegen.config import ScopegenConfig
+    from scopegen.emit.modal import emit_modal_app
 
-        config = ScopegenConfig()
-    return emit_modal_app(analysis, config, out)
+    return emit_modal_app(analysis, config or ScopegenConfig(), out)
 
 
 # --------------------------------------------------------------------------- disk
