@@ -28,10 +28,11 @@ from scopegen._mcp._remote import (
 
 pytest.importorskip("mcp")
 
-from _serving import RunningServer, running_server
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult, TextContent
+
+from tests._serving import RunningServer, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 INTERFACE = ROOT / "tests" / "interfaces" / "mcp_tools.py"

@@ -15,17 +15,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _modal_helpers import (
+
+from scopegen.analyze import analyze_file
+from scopegen.config import load_config
+from scopegen.emit.modal import SCOPEGEN_PACKAGES, emit_modal_app
+from tests._modal_helpers import (
     generate,
     import_app,
     load_settings,
     service_function,
     write_interface,
 )
-
-from scopegen.analyze import analyze_file
-from scopegen.config import load_config
-from scopegen.emit.modal import SCOPEGEN_PACKAGES, emit_modal_app
 
 pytest.importorskip("modal")
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from _modal_helpers import generate, import_app, user_class, write_interface
 
 from scopegen._modal_runtime import (
     VolumeModelPaths,
@@ -27,6 +26,7 @@ from scopegen._modal_runtime import (
     volume_model_paths,
 )
 from scopegen._runtime import MARKER_NAME, ModelNotFoundError
+from tests._modal_helpers import generate, import_app, user_class, write_interface
 
 pytest.importorskip("modal")
 
