@@ -20,7 +20,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: install
-	$(VENV)/bin/ruff check scopegen tests benchmarks
+	$(VENV)/bin/ruff check scopegen tests benchmarks examples
 	$(VENV)/bin/mypy
 
 demo: install
