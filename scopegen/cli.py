@@ -23,6 +23,24 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from scopegen import __version__
+
+        typer.echo(f"scopegen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Typed RPC for GPU functions: lint, build, serve and deploy interface files."""
+
+
 class OutputFormat(str, Enum):
     text = "text"
     json = "json"

@@ -140,3 +140,10 @@ def test_schema_prints_the_manifest() -> None:
 def test_schema_refuses_a_file_with_errors(bad: Path) -> None:
     r = run("schema", str(bad))
     assert r.returncode == 1 and "SG001" in r.stderr
+
+
+def test_version_option() -> None:
+    from scopegen import __version__
+
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"scopegen {__version__}"
