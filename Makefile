@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.scopegen-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench fuzz soak check clean
+.PHONY: install test test-fast demo bench fuzz soak check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-test: install
+# The quality gate (ruff + mypy --strict) runs first, then every test.
+test: check
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast suite: no real servers, venvs or fuzzers (seconds, not minutes).
+test-fast: install
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 check: install
 	$(VENV)/bin/ruff check scopegen tests benchmarks examples
@@ -33,7 +38,7 @@ bench: install
 # 2,000+ API requests; no per-test time limit for these long runs.
 fuzz: install
 	SCOPEGEN_FUZZ_EXAMPLES=1700 SCOPEGEN_API_FUZZ_EXAMPLES=2000 \
-		$(PY) -m pytest -q -o timeout=0 tests/test_analyzer_fuzz.py tests/test_api_fuzz.py
+		$(PY) -m pytest -q -o timeout=0 tests/fuzz
 
 soak: install
 	$(PY) benchmarks/soak.py

@@ -4,7 +4,7 @@ An interface file marks functions with ``@expose``; scopegen lints it,
 generates a typed client package and a Modal app from it, and serves it.
 """
 
-from scopegen._runtime import ModelNotFoundError, expose, get_model_path
+from scopegen.runtime import ModelNotFoundError, expose, get_model_path
 
 __all__ = ["ModelNotFoundError", "__version__", "expose", "get_model_path"]
 

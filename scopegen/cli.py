@@ -57,7 +57,7 @@ def lint(
     strict: Annotated[bool, typer.Option(help="Warnings fail too.")] = False,
 ) -> None:
     """Check interface files statically (no import, no model load)."""
-    from scopegen.lint import run_lint
+    from scopegen.commands.lint import run_lint
 
     raise typer.Exit(run_lint(paths, output_format.value, strict=strict))
 
@@ -67,7 +67,7 @@ def schema(
     path: Annotated[Path, typer.Argument(help="The interface file.")],
 ) -> None:
     """Print the manifest (JSON Schema of every exposed function)."""
-    from scopegen.lint import run_schema
+    from scopegen.commands.schema import run_schema
 
     raise typer.Exit(run_schema(path))
 
@@ -84,7 +84,7 @@ def build(
     ] = False,
 ) -> None:
     """Generate the typed client package and the Modal app."""
-    from scopegen.build import run_build
+    from scopegen.commands.build import run_build
 
     raise typer.Exit(run_build(path, out, name=name, check=check))
 
@@ -119,7 +119,7 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Reload on edits, keeping loaded models.")] = False,
 ) -> None:
     """Serve an interface file over HTTP (CPU by default)."""
-    from scopegen.server._serve import run_serve
+    from scopegen.commands.serve import run_serve
 
     raise typer.Exit(
         run_serve(
@@ -149,7 +149,7 @@ def deploy(
     ] = False,
 ) -> None:
     """Build, download models into the Modal volume, and `modal deploy`."""
-    from scopegen.deploy import run_deploy
+    from scopegen.commands.deploy import run_deploy
 
     raise typer.Exit(run_deploy(path, out, name=name, dry_run=dry_run))
 
@@ -162,7 +162,7 @@ def mcp(
     ] = "SCOPEGEN_TOKEN",
 ) -> None:
     """Bridge a running server to MCP over stdio: one tool per exposed function."""
-    from scopegen._mcp import run_mcp
+    from scopegen.commands.mcp import run_mcp
 
     raise typer.Exit(run_mcp(url, token_env=token_env))
 

@@ -136,7 +136,7 @@ def install_client(
 
     Returns the build folder (``OUT``; the project is ``OUT/<package>``).
     """
-    from scopegen.build import generate, write_files
+    from scopegen.commands.build import generate, write_files
 
     key = (str(interface), package)
     with _lock:

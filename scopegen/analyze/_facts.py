@@ -24,8 +24,8 @@ ParamKindFull = Literal[
     "positional_only", "positional_or_keyword", "var_positional", "keyword_only", "var_keyword"
 ]
 
-_EXPOSE = {"scopegen.expose", "scopegen._runtime.expose"}
-_GET_MODEL_PATH = {"scopegen.get_model_path", "scopegen._runtime.get_model_path"}
+_EXPOSE = {"scopegen.expose", "scopegen.runtime.expose"}
+_GET_MODEL_PATH = {"scopegen.get_model_path", "scopegen.runtime.get_model_path"}
 # Calls that load a model or weights (SG010): qualified names, or a final
 # attribute that means a load whatever the receiver is.
 _LOAD_QUALIFIED = {

@@ -20,7 +20,9 @@ import re
 import sys
 from collections.abc import Mapping
 
-from scopegen.emit._pyrender import (
+from scopegen.emit._reserved import CLIENT_RESERVED_NAMES, MODEL_MODULE_NAMES
+from scopegen.emit._templates import render_template
+from scopegen.emit.python import (
     Names,
     RenderedParam,
     admits_none,
@@ -32,8 +34,6 @@ from scopegen.emit._pyrender import (
     signature_lines,
     spell,
 )
-from scopegen.emit._reserved import CLIENT_RESERVED_NAMES, MODEL_MODULE_NAMES
-from scopegen.emit._templates import render_template
 from scopegen.spec import (
     AnyType,
     DictType,

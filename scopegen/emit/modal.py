@@ -129,7 +129,7 @@ _PREPARE = """
     @modal.enter(snap=True)
     def prepare(self) -> None:
         # Runs once before the memory snapshot is taken: slow imports, no GPU, no model.
-        from scopegen._modal_runtime import preimport
+        from scopegen.modal_runtime import preimport
 
         preimport(PRELOAD_MODULES)
 """

@@ -51,7 +51,7 @@ from scopegen.server._settings import ServerSettings
 from scopegen.server._validate import build_validator, error_details
 
 if TYPE_CHECKING:
-    from scopegen.server._reload import Reloader
+    from scopegen.server.reload import Reloader
 
 __all__ = ["ScopegenApp"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from scopegen import _runtime
+from scopegen import runtime
 from scopegen.analyze import Analysis, Diagnostic, analyze_file
 from scopegen.spec import Function, Interface
 
@@ -83,7 +83,7 @@ def load_interface(
     path_or_analysis: str | Path | Analysis,
     *,
     name: str | None = None,
-    model_paths: _runtime.ModelPaths | None = None,
+    model_paths: runtime.ModelPaths | None = None,
 ) -> LoadedInterface:
     """Analyse (unless given an ``Analysis``), execute and reconcile an interface file.
 
@@ -103,7 +103,7 @@ def load_interface(
     if name is not None and name != interface.name:
         interface = replace(interface, name=name)
     if model_paths is not None:
-        _runtime.configure_model_paths(model_paths)
+        runtime.configure_model_paths(model_paths)
     path = Path(analysis.path).resolve()
     module, exposed = _execute(path)
     _reconcile(path, interface, exposed)
@@ -130,15 +130,15 @@ def _execute(path: Path) -> tuple[ModuleType, dict[str, Callable[..., Any]]]:
     if spec is None or spec.loader is None:
         raise InterfaceLoadError(f"cannot load {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
-    module.__dict__["expose"] = _runtime.expose
-    module.__dict__["get_model_path"] = _runtime.get_model_path
+    module.__dict__["expose"] = runtime.expose
+    module.__dict__["get_model_path"] = runtime.get_model_path
     folder = str(path.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
     registry: dict[str, Callable[..., Any]] = {}
     with _load_lock:
-        saved = _runtime._registry
-        _runtime._registry = registry
+        saved = runtime._registry
+        runtime._registry = registry
         sys.modules[mod_name] = module
         try:
             spec.loader.exec_module(module)
@@ -148,7 +148,7 @@ def _execute(path: Path) -> tuple[ModuleType, dict[str, Callable[..., Any]]]:
                 raise
             raise InterfaceImportError(str(path), exc) from exc
         finally:
-            _runtime._registry = saved
+            runtime._registry = saved
     return module, registry
 
 

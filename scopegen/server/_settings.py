@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
-from scopegen._runtime import ModelPaths
+from scopegen.runtime import ModelPaths
 
 __all__ = ["DEFAULT_MAX_BODY", "ServerSettings"]
 

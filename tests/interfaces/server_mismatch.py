@@ -1,6 +1,6 @@
 """Exposes `gone` statically, then un-registers it at run time: the server must refuse."""
 
-import scopegen._runtime as _rt
+import scopegen.runtime as _rt
 from scopegen import expose
 
 

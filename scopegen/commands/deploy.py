@@ -1,0 +1,200 @@
+"""``scopegen deploy``: build, download the models on CPU, ``modal deploy``.
+
+Three steps, each shown as it runs:
+
+1. ``scopegen build`` writes ``OUT/`` (the client package and ``OUT/modal_app.py``);
+2. ``modal run OUT/modal_app.py::download_models`` fills the models volume on a
+   CPU container (skipped when the interface uses no model);
+3. ``modal deploy OUT/modal_app.py`` creates or updates the GPU web endpoint.
+
+Then it prints the endpoint URL and the environment variables the generated
+client reads. ``--dry-run`` does step 1 and prints the exact commands of steps
+2 and 3 without contacting Modal.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from scopegen.config import ConfigError, ScopegenConfig, load_config
+
+__all__ = ["DeployPlan", "modal_command", "plan_deploy", "run_deploy"]
+
+MODAL_MISSING = "modal is not installed: pip install 'scopegen[modal]'"
+
+# What `modal deploy` prints for a web endpoint: "... => https://ws--app-server-web.modal.run".
+_URL = re.compile(r"https://[A-Za-z0-9.-]+\.modal\.run\S*")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """What a deploy runs, worked out before anything runs."""
+
+    app_file: Path
+    app_name: str
+    model_ids: tuple[str, ...]
+    download: list[str]
+    deploy: list[str]
+    env_prefix: str
+    proxy_auth: bool
+
+
+def modal_command() -> list[str] | None:
+    """How to run the ``modal`` CLI of this environment; ``None`` if modal is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("modal") is None:
+        return None
+    # Prefer the script beside this interpreter (an unactivated venv), then PATH.
+    beside = Path(sys.executable).with_name("modal.exe" if os.name == "nt" else "modal")
+    on_path = shutil.which("modal")
+    if on_path and (not beside.is_file() or Path(on_path).resolve() == beside.resolve()):
+        return ["modal"]
+    if beside.is_file():
+        return [str(beside)]
+    return [sys.executable, "-m", "modal"]
+
+
+def plan_deploy(
+    app_file: Path, config: ScopegenConfig, *, modal: Sequence[str]
+) -> DeployPlan:
+    """The commands for a built ``OUT/modal_app.py``; names and models come from that file."""
+    constants = _constants(app_file)
+    package = str(constants["INTERFACE_NAME"])
+    return DeployPlan(
+        app_file=app_file,
+        app_name=str(constants["APP_NAME"]),
+        model_ids=tuple(constants["MODEL_IDS"]),
+        download=[*modal, "run", f"{app_file}::download_models"],
+        deploy=[*modal, "deploy", str(app_file)],
+        env_prefix=re.sub(r"\W+", "_", package).strip("_").upper() or "SCOPEGEN",
+        proxy_auth=config.proxy_auth,
+    )
+
+
+def _constants(app_file: Path) -> dict[str, Any]:
+    """The literal module-level constants of a generated modal_app.py (not imported)."""
+    tree = ast.parse(app_file.read_text(encoding="utf-8"), filename=str(app_file))
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        target: ast.expr | None = None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target = node.target
+        if isinstance(target, ast.Name):
+            assert isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
+            with contextlib.suppress(ValueError):
+                found[target.id] = ast.literal_eval(node.value)
+    return found
+
+
+def run_deploy(path: Path, out: Path, *, name: str | None, dry_run: bool) -> int:
+    """The ``scopegen deploy`` command; returns the exit code."""
+    # soft_wrap: commands and URLs stay on one line, whatever the terminal width.
+    console = Console(highlight=False, soft_wrap=True)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    if not path.is_file():
+        errors.print(f"error: {escape(str(path))}: no such file")
+        return 2
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        errors.print(f"error: {escape(str(exc))}")
+        return 2
+    modal = modal_command()
+    if modal is None and not dry_run:
+        errors.print(f"error: {escape(MODAL_MISSING)}")
+        return 1
+
+    console.print(f"[bold]1/3[/] build {escape(str(path))} -> {escape(str(out))}")
+    from scopegen.commands.build import run_build
+
+    code = run_build(path, out, name=name, check=False)
+    if code != 0:
+        errors.print("error: the build failed; nothing was sent to Modal")
+        return code
+    plan = plan_deploy(out / "modal_app.py", config, modal=modal or ["modal"])
+
+    if dry_run:
+        if modal is None:
+            console.print(f"[yellow]note:[/] {escape(MODAL_MISSING)} (needed to run these)")
+        console.print("[bold]dry run:[/] the files are written; these commands would run next:")
+        if plan.model_ids:
+            console.print(f"  {escape(shlex.join(plan.download))}")
+        console.print(f"  {escape(shlex.join(plan.deploy))}")
+        _print_client_env(console, plan, url=None)
+        return 0
+
+    if plan.model_ids:
+        console.print(
+            f"[bold]2/3[/] download {len(plan.model_ids)} model(s) into the volume "
+            f"{escape(plan.app_name)}-models (CPU): {escape(shlex.join(plan.download))}"
+        )
+        code, _ = _run(plan.download)
+        if code != 0:
+            errors.print(f"error: the model download failed (exit {code}); nothing was deployed")
+            return code
+    else:
+        console.print("[bold]2/3[/] no models to download")
+
+    console.print(f"[bold]3/3[/] deploy the GPU app: {escape(shlex.join(plan.deploy))}")
+    code, output = _run(plan.deploy)
+    if code != 0:
+        errors.print(f"error: modal deploy failed (exit {code})")
+        return code
+    urls = _URL.findall(_ANSI.sub("", output))
+    _print_client_env(console, plan, url=urls[-1] if urls else None)
+    return 0
+
+
+def _run(command: Sequence[str]) -> tuple[int, str]:
+    """Run ``command``, passing its output through as it comes; return (code, output)."""
+    proc = subprocess.Popen(
+        list(command),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        seen.append(line)
+    return proc.wait(), "".join(seen)
+
+
+def _print_client_env(console: Console, plan: DeployPlan, *, url: str | None) -> None:
+    shown = url or "<the URL `modal deploy` prints for Server.web>"
+    if url:
+        console.print(f"[bold green]endpoint:[/] {escape(url)}")
+    console.print("The client reads:")
+    console.print(f"  export {plan.env_prefix}_URL={escape(shown)}")
+    if plan.proxy_auth:
+        console.print(
+            "  export MODAL_KEY=... MODAL_SECRET=...   "
+            "# a proxy auth token: Modal dashboard > Settings > Proxy Auth Tokens"
+        )
+    console.print(
+        f"  export {plan.env_prefix}_TOKEN=...   "
+        "# only if a Modal secret sets SCOPEGEN_TOKEN on the server"
+    )

@@ -1,0 +1,333 @@
+"""The examples: they lint clean, build, configure, and the Gemma one serves on CPU.
+
+The Gemma example is the scoped-sandbox document's reference for a real GPU
+deployment; here it runs on CPU with the tiny random-weight stand-in that
+``examples/gemma/make_tiny_model.py`` builds offline, and is called through
+the client ``scopegen build`` generated for it.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scopegen.config import load_config
+from tests._serving import RunningServer, running_server
+from tests._venvs import Venv, shared_venv
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+EMBEDDINGS = EXAMPLES / "embeddings" / "interface.py"
+GEMMA = EXAMPLES / "gemma" / "interface.py"
+AGENT = EXAMPLES / "agent" / "agent.py"
+MAKE_TINY = EXAMPLES / "gemma" / "make_tiny_model.py"
+# Unique in the session's shared client venv.
+GEMMA_PACKAGE = "gemma_example_tools"
+INTERFACES = [EMBEDDINGS, GEMMA]
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def scopegen(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scopegen", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        **kwargs,
+    )
+
+
+def env_with(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPEGEN_")}
+    env.update(OFFLINE)
+    env.update(extra)
+    return env
+
+
+# --------------------------------------------------------------------------- static
+
+
+def test_example_interfaces_lint_clean_even_strict() -> None:
+    proc = scopegen("lint", "--strict", "--format", "json", *INTERFACES)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == []
+
+
+def test_lint_walks_examples_folder_and_finds_both_interfaces() -> None:
+    proc = scopegen("lint", "examples")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(2 files)" in proc.stdout
+
+
+@pytest.mark.parametrize("path", INTERFACES, ids=lambda p: p.parent.name)
+def test_example_uses_injected_globals_like_the_seed(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    } | {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert "scopegen" not in imported
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert {"expose", "get_model_path"} <= names
+
+
+@pytest.mark.parametrize(
+    ("path", "functions", "model"),
+    [
+        (
+            EMBEDDINGS,
+            ["get_model_info", "get_embedding", "compare_texts"],
+            "sentence-transformers/all-MiniLM-L6-v2",
+        ),
+        (GEMMA, ["get_model_info", "generate_text", "compare_texts"], "google/gemma-2-9b"),
+    ],
+    ids=["embeddings", "gemma"],
+)
+def test_schema_lists_example_functions_and_models(
+    path: Path, functions: list[str], model: str
+) -> None:
+    proc = scopegen("schema", path)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(proc.stdout)
+    assert [f["name"] for f in manifest["functions"]] == functions
+    assert manifest["models"] == [model]
+
+
+def test_gemma_schema_keeps_the_seed_default_max_tokens_50() -> None:
+    manifest = json.loads(scopegen("schema", GEMMA).stdout)
+    generate = next(f for f in manifest["functions"] if f["name"] == "generate_text")
+    params = generate["parameters"]
+    assert params["required"] == ["prompt"]
+    assert params["properties"]["max_tokens"]["default"] == 50
+
+
+def test_example_configs_validate_for_gpu_deployments() -> None:
+    embeddings = load_config(EMBEDDINGS)
+    assert embeddings.gpu == "T4"
+    assert embeddings.all_models([]) == ("sentence-transformers/all-MiniLM-L6-v2",)
+    gemma = load_config(GEMMA)
+    assert gemma.gpu == "A100"  # the document's SandboxConfig(gpu="A100", ...)
+    assert gemma.python_packages == ["torch", "transformers", "accelerate"]
+    assert gemma.all_models([]) == ("google/gemma-2-9b",)
+    assert gemma.secrets == ["huggingface"]  # gated weights need HF_TOKEN
+
+
+@pytest.mark.parametrize("path", INTERFACES, ids=lambda p: p.parent.name)
+def test_example_builds_deterministically_and_check_passes(path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "build"
+    first = scopegen("build", path, "-o", out, "--name", "model_tools")
+    assert first.returncode == 0, first.stderr
+    digest = _tree_digest(out)
+    check = scopegen("build", path, "-o", out, "--name", "model_tools", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    again = scopegen("build", path, "-o", out, "--name", "model_tools")
+    assert again.returncode == 0, again.stderr
+    assert _tree_digest(out) == digest
+    assert (out / "model_tools" / "pyproject.toml").is_file()
+    compile((out / "modal_app.py").read_text(encoding="utf-8"), "modal_app.py", "exec")
+
+
+def test_gemma_deploy_dry_run_plans_a100_app_with_model_download(tmp_path: Path) -> None:
+    proc = scopegen("deploy", GEMMA, "-o", tmp_path, "--dry-run", env=env_with())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "modal_app.py::download_models" in proc.stdout
+    assert "modal deploy" in proc.stdout
+    app = (tmp_path / "modal_app.py").read_text(encoding="utf-8")
+    assert 'gpu="A100"' in app
+    assert "gemma-2-9b" in app
+
+
+def test_pre_commit_hooks_manifest_declares_scopegen_lint() -> None:
+    yaml = pytest.importorskip("yaml")
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    by_id = {h["id"]: h for h in hooks}
+    lint = by_id["scopegen-lint"]
+    assert lint["entry"] == "scopegen lint"
+    assert lint["language"] == "python"
+    files = re.compile(lint["files"])
+    for name in ("interface.py", "experiments/x/interface.py", "a/gemma_interface.py"):
+        assert files.search(name), name
+    for name in ("interfaces.py", "a/myinterface.py", "interface.pyi"):
+        assert not files.search(name), name
+    assert by_id["scopegen-build-check"]["entry"] == "scopegen build --check"
+
+
+def _tree_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- tiny gemma
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    models = tmp_path_factory.mktemp("models")
+    proc = subprocess.run(
+        [sys.executable, str(MAKE_TINY), str(models)],
+        capture_output=True,
+        text=True,
+        env=env_with(),
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return models
+
+
+def test_make_tiny_model_writes_gemma2_in_models_dir_layout(tiny_models: Path) -> None:
+    folder = tiny_models / "google--gemma-2-9b"
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert config["model_type"] == "gemma2"
+    assert config["num_hidden_layers"] == 2
+    for name in ("model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        assert (folder / name).is_file(), name
+
+
+def test_make_tiny_model_is_reproducible(tiny_models: Path, tmp_path: Path) -> None:
+    # In-process this time (the fixture ran the script's command line).
+    spec = importlib.util.spec_from_file_location("make_tiny_model", MAKE_TINY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    b = module.make_tiny_model(tmp_path)
+    a = tiny_models / "google--gemma-2-9b"
+    assert b == tmp_path / "google--gemma-2-9b"
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def gemma_client(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A fresh venv with the client ``scopegen build`` generated, pip installed."""
+    out = tmp_path_factory.mktemp("gemma-build")
+    proc = scopegen("build", GEMMA, "-o", out, "--name", GEMMA_PACKAGE)
+    assert proc.returncode == 0, proc.stderr
+    venv = shared_venv(tmp_path_factory)
+    venv.install(out / GEMMA_PACKAGE)
+    return venv
+
+
+@pytest.fixture(scope="module")
+def gemma_server(tiny_models: Path) -> Iterator[RunningServer]:
+    with running_server(
+        GEMMA,
+        token="t0k-gemma",
+        args=["--models-dir", str(tiny_models)],
+        env=OFFLINE,
+        startup_timeout=180,
+    ) as server:
+        yield server
+
+
+def _run_client(
+    venv: Venv, server: RunningServer, code: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = venv.env(
+        {f"{GEMMA_PACKAGE.upper()}_URL": server.url, f"{GEMMA_PACKAGE.upper()}_TOKEN": "t0k-gemma"}
+    )
+    return subprocess.run(
+        [str(venv.python), *(["-c", code] if code else []), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=venv.root,
+        check=False,
+        timeout=120,
+    )
+
+
+CALLS = """
+import json
+import gemma_example_tools as gemma_tools
+info = gemma_tools.get_model_info()
+gen = gemma_tools.generate_text("Once upon a time", max_tokens=8)
+gen_default = gemma_tools.generate_text("hello")
+same = gemma_tools.compare_texts("hello", "hello")
+other = gemma_tools.compare_texts("hello", "The quick brown fox jumps over the lazy dog.")
+with gemma_tools.Client(token="wrong") as bad:
+    try:
+        bad.get_model_info()
+        denied = None
+    except gemma_tools.Unauthorized as exc:
+        denied = exc.code
+print(json.dumps({"info": info, "gen": gen, "gen_default": gen_default,
+                  "same": same, "other": other, "denied": denied}))
+"""
+
+
+def test_gemma_example_on_cpu_through_built_client(
+    gemma_client: Venv, gemma_server: RunningServer
+) -> None:
+    proc = _run_client(gemma_client, gemma_server, CALLS)
+    assert proc.returncode == 0, proc.stderr + gemma_server.log
+    got = json.loads(proc.stdout)
+    assert got["info"] == {"num_layers": 2, "hidden_size": 32, "vocab_size": 384}
+    assert got["gen"]["prompt"] == "Once upon a time"
+    assert got["gen"]["generated"].startswith("Once upon a time")
+    assert len(got["gen"]["generated"]) > len("Once upon a time")
+    assert got["gen_default"]["generated"].startswith("hello")
+    assert got["same"]["similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert got["other"]["similarity"] < 0.999
+    assert got["denied"] == "unauthorized"
+
+
+def test_agent_script_generates_text_with_gemma_client(
+    gemma_client: Venv, gemma_server: RunningServer
+) -> None:
+    proc = _run_client(gemma_client, gemma_server, "", str(AGENT), "--package", GEMMA_PACKAGE)
+    assert proc.returncode == 0, proc.stderr + gemma_server.log
+    out = proc.stdout
+    assert "1. get_model_info() -> " in out and "num_layers=2" in out
+    assert "2. generate_text('Once upon a time', max_tokens=20) -> " in out
+    assert "3. compare_texts('hello', 'hi') -> " in out
+
+
+# --------------------------------------------------------------------------- make demo
+
+
+def test_demo_runs_every_step_and_stops_its_server(tmp_path: Path) -> None:
+    """``make demo`` end to end (into a temporary work dir instead of .demo/)."""
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "demo.py"), "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env_with(),
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    steps = re.findall(r"^\[\s*(\d+)/(\d+)\] .* ok +\d+\.\ds", out, re.M)
+    assert [int(i) for i, _ in steps] == list(range(1, 11))
+    close = re.search(r"compare_texts\('hello', 'hi'\) -> Similarity\(.*similarity=([\d.]+)\)", out)
+    assert close is not None and 0.7 < float(close.group(1)) < 0.9, out  # real MiniLM: 0.807
+    assert "384 floats, L2 norm 1.000000" in out
+    assert "stopped cleanly" in out
+    assert re.search(r"all steps passed in \d+\.\ds", out)
+    started = re.search(r"start scopegen serve .* pid (\d+)", out)
+    assert started is not None
+    with pytest.raises(ProcessLookupError):  # stopped and reaped
+        os.kill(int(started.group(1)), 0)
