@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from time import monotonic, perf_counter
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import orjson
 from pydantic_core import SchemaValidator, ValidationError
@@ -49,9 +49,6 @@ from scopegen.server._encode import (
 from scopegen.server._loader import LoadedInterface
 from scopegen.server._settings import ServerSettings
 from scopegen.server._validate import build_validator, error_details
-
-if TYPE_CHECKING:
-    from scopegen.server.reload import Reloader
 
 __all__ = ["ScopegenApp"]
 
@@ -208,8 +205,10 @@ class ScopegenApp:
         self._log = _AccessLog(settings.log_stream) if settings.access_log else None
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex() + "-"
-        # Set by ``scopegen serve --reload``: started and stopped with the lifespan.
-        self.reloader: Reloader | None = None
+        # Lifespan hooks (starlette's shape): run on the event loop at start-up and
+        # shutdown, e.g. the watcher of ``serve --reload``.
+        self.on_startup: list[Callable[[asyncio.AbstractEventLoop], None]] = []
+        self.on_shutdown: list[Callable[[], None]] = []
         self.loaded = loaded
         tables = self.prepare(loaded)
         # Exposed name -> endpoint, and GET routes: path -> pre-encoded body.
@@ -262,12 +261,13 @@ class ScopegenApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                if self.reloader is not None:
-                    self.reloader.start(asyncio.get_running_loop())
+                loop = asyncio.get_running_loop()
+                for hook in self.on_startup:
+                    hook(loop)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self.reloader is not None:
-                    self.reloader.stop()
+                for stop in self.on_shutdown:
+                    stop()
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

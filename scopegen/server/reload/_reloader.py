@@ -137,7 +137,8 @@ class Reloader:
     def attach(self, app: ScopegenApp) -> None:
         """Install new versions into ``app``; the app starts and stops the watcher."""
         self._app = app
-        app.reloader = self
+        app.on_startup.append(self.start)
+        app.on_shutdown.append(self.stop)
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Start watching (idempotent); new versions are installed on ``loop``."""
