@@ -12,12 +12,18 @@ from scopegen.analyze._analysis import (
     default_interface_name,
 )
 from scopegen.analyze._diagnostics import Diagnostic, Severity
+from scopegen.analyze._units import Import, Unit, UnitKind, module_imports, module_units
 
 __all__ = [
     "Analysis",
     "Diagnostic",
+    "Import",
     "Severity",
+    "Unit",
+    "UnitKind",
     "analyze_file",
     "analyze_source",
     "default_interface_name",
+    "module_imports",
+    "module_units",
 ]

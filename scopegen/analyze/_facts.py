@@ -7,7 +7,6 @@ exposed signature happens once here, so rules only read results.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,6 +16,7 @@ from scopegen import spec
 from scopegen.analyze._names import ModuleNames, iter_module_statements
 from scopegen.analyze._types import Problem, TypeConverter
 from scopegen.analyze._values import literal_value
+from scopegen.analyze._walk import LoadCalls, child_fields
 
 __all__ = ["Facts", "FunctionFacts", "ParamFacts", "collect_facts"]
 
@@ -25,21 +25,6 @@ ParamKindFull = Literal[
 ]
 
 _EXPOSE = {"scopegen.expose", "scopegen.runtime.expose"}
-_GET_MODEL_PATH = {"scopegen.get_model_path", "scopegen.runtime.get_model_path"}
-# Calls that load a model or weights (SG010): qualified names, or a final
-# attribute that means a load whatever the receiver is.
-_LOAD_QUALIFIED = {
-    "torch.load",
-    "torch.jit.load",
-    "safetensors.torch.load_file",
-    "safetensors.torch.load",
-    "safetensors.numpy.load_file",
-    "safetensors.safe_open",
-    "safetensors.flax.load_file",
-    "transformers.pipeline",
-    "sentence_transformers.SentenceTransformer",
-}
-_LOAD_ATTRS = {"from_pretrained", "load_state_dict"}
 
 
 @dataclass
@@ -76,52 +61,8 @@ class Facts:
     model_path_calls: list[cst.Call] = field(default_factory=list)
 
 
-_SKIP_FIELD_PREFIXES = (
-    "whitespace",
-    "lpar",
-    "rpar",
-    "comma",
-    "semicolon",
-    "leading_lines",
-    "lines_after",
-    "header",
-    "footer",
-    "newline",
-    "equal",
-    "colon",
-    "dot",
-    "operator",
-    "lbracket",
-    "rbracket",
-    "lbrace",
-    "rbrace",
-    "default_indent",
-    "default_newline",
-    "encoding",
-    "asynchronous",
-    "arrow",
-    "semicolon",
-)
-_child_fields: dict[type[cst.CSTNode], tuple[str, ...]] = {}
-
-
-def _fields(t: type[cst.CSTNode]) -> tuple[str, ...]:
-    names = _child_fields.get(t)
-    if names is None:
-        names = tuple(
-            f.name for f in dataclasses.fields(t) if not f.name.startswith(_SKIP_FIELD_PREFIXES)
-        )
-        _child_fields[t] = names
-    return names
-
-
 class _Walker:
-    """A plain recursive walk over node fields.
-
-    libcst's visitor machinery rebuilds every node on the way back up, which
-    costs ~0.7x a parse on large files; reading fields directly costs ~0.05x.
-    Whitespace and punctuation fields are skipped: they never hold code.
-    """
+    """A plain recursive walk over the node fields that hold code (``child_fields``)."""
 
     def __init__(self, names: ModuleNames, module_level: set[int]) -> None:
         self.names = names
@@ -131,7 +72,7 @@ class _Walker:
         self.model_path_calls: list[cst.Call] = []
         self.load_calls: dict[int, list[tuple[cst.Call, str]]] = {}
         self._expose_unbound = not names.is_bound("expose")
-        self._gmp_unbound = not names.is_bound("get_model_path")
+        self.loads = LoadCalls(names)
 
     def is_expose(self, dec: cst.Decorator) -> bool:
         expr = dec.decorator
@@ -163,7 +104,7 @@ class _Walker:
         if t is cst.Call:
             assert isinstance(node, cst.Call)
             self._call(node, current)
-        for name in _fields(t):
+        for name in child_fields(t):
             v = getattr(node, name)
             if isinstance(v, cst.CSTNode):
                 self.walk(v, scope, current)
@@ -192,31 +133,14 @@ class _Walker:
 
     def _call(self, node: cst.Call, current: cst.FunctionDef | None) -> None:
         func = node.func
-        if isinstance(func, cst.Name):
-            if func.value == "get_model_path" and (
-                self._gmp_unbound or self.names.qualify(func) in _GET_MODEL_PATH
-            ):
-                self.model_path_calls.append(node)
-        elif isinstance(func, cst.Attribute):
-            if func.attr.value == "get_model_path" and self.names.qualify(func) in _GET_MODEL_PATH:
-                self.model_path_calls.append(node)
-        else:
+        if not isinstance(func, (cst.Name, cst.Attribute)):
             return
+        if self.loads.model_path(func):
+            self.model_path_calls.append(node)
         if current is not None:
-            what = _load_call(self.names, func)
+            what = self.loads.load(func)
             if what is not None:
                 self.load_calls[id(current)].append((node, what))
-
-
-def _load_call(names: ModuleNames, func: cst.Name | cst.Attribute) -> str | None:
-    if isinstance(func, cst.Attribute) and func.attr.value in _LOAD_ATTRS:
-        return f".{func.attr.value}()"
-    qn = names.qualify(func)
-    if qn in _LOAD_QUALIFIED:
-        return f"{qn}()"
-    if isinstance(func, cst.Name) and func.value == "pipeline":
-        return "pipeline()"
-    return None
 
 
 def collect_facts(module: cst.Module) -> Facts:

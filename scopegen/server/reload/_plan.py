@@ -43,8 +43,8 @@ from typing import Any, Literal
 
 import libcst as cst
 
-from scopegen.analyze._facts import _GET_MODEL_PATH, _fields, _load_call
 from scopegen.analyze._names import ModuleNames
+from scopegen.analyze._walk import LoadCalls
 
 __all__ = ["Plan", "Reuse", "Unit", "build_plan", "plan_reuse"]
 
@@ -557,24 +557,7 @@ def _imported(stmts: Iterable[ast.stmt]) -> set[str]:
 
 
 def _has_load(node: cst.CSTNode, names: ModuleNames, gmp_unbound: bool) -> bool:
-    stack: list[cst.CSTNode] = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, cst.Call) and isinstance(n.func, (cst.Name, cst.Attribute)):
-            func = n.func
-            if _load_call(names, func) is not None:
-                return True
-            if isinstance(func, cst.Name) and func.value == "get_model_path" and gmp_unbound:
-                return True
-            if names.qualify(func) in _GET_MODEL_PATH:
-                return True
-        for name in _fields(type(n)):
-            v = getattr(n, name)
-            if isinstance(v, cst.CSTNode):
-                stack.append(v)
-            elif isinstance(v, (tuple, list)):
-                stack.extend(x for x in v if isinstance(x, cst.CSTNode))
-    return False
+    return LoadCalls(names).any(node)
 
 
 # --------------------------------------------------------------------------- matching
