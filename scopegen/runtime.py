@@ -9,7 +9,9 @@ the lint path and inside the Modal container before the interface runs.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +20,7 @@ __all__ = [
     "MARKER_NAME",
     "ModelNotFoundError",
     "ModelPaths",
+    "collect_exposed",
     "expose",
     "get_model_path",
     "model_dir_name",
@@ -29,8 +32,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 MARKER_NAME = ".scopegen-complete"
 
 # Functions registered by ``expose`` while an interface module executes; the
-# loader swaps in a fresh dict per load so two interfaces never mix.
+# loader swaps in a fresh dict per load (``collect_exposed``) so two
+# interfaces never mix.
 _registry: dict[str, Callable[..., Any]] = {}
+_registry_lock = threading.Lock()
 
 
 def expose(fn: F) -> F:
@@ -38,6 +43,23 @@ def expose(fn: F) -> F:
     _registry[fn.__name__] = fn
     fn.__scopegen_exposed__ = True  # type: ignore[attr-defined]
     return fn
+
+
+@contextmanager
+def collect_exposed() -> Iterator[dict[str, Callable[..., Any]]]:
+    """Collect what ``expose`` registers inside the block into a fresh dict.
+
+    The registry is process-wide, so blocks run one at a time; the previous
+    registry is back when the block ends, however it ends.
+    """
+    global _registry
+    registry: dict[str, Callable[..., Any]] = {}
+    with _registry_lock:
+        saved, _registry = _registry, registry
+        try:
+            yield registry
+        finally:
+            _registry = saved
 
 
 class ModelNotFoundError(LookupError):

@@ -15,17 +15,25 @@ from pathlib import Path
 from scopegen.analyze import Analysis
 from scopegen.server._app import ScopegenApp
 from scopegen.server._loader import (
+    CodeUnit,
+    Execution,
     InterfaceImportError,
     InterfaceLintError,
     InterfaceLoadError,
     InterfaceMismatchError,
     LoadedInterface,
+    checked_analysis,
+    compile_units,
+    execute,
     load_interface,
+    restore_module,
 )
 from scopegen.server._settings import DEFAULT_MAX_BODY, ServerSettings
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "CodeUnit",
+    "Execution",
     "InterfaceImportError",
     "InterfaceLintError",
     "InterfaceLoadError",
@@ -33,8 +41,12 @@ __all__ = [
     "LoadedInterface",
     "ScopegenApp",
     "ServerSettings",
+    "checked_analysis",
+    "compile_units",
     "create_app",
+    "execute",
     "load_interface",
+    "restore_module",
 ]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from scopegen import runtime
-from scopegen.analyze import analyze_source
+from scopegen.analyze import analyze_source, module_units
 from scopegen.server import ServerSettings
 from scopegen.server.reload import Reloader
 from scopegen.server.reload._plan import Plan, build_plan, plan_reuse
@@ -48,10 +48,10 @@ def embed(text: str) -> list[float]:
 '''
 
 
-def _plan(src: str) -> Plan:
+def _plan(src: str, helpers: dict[str, int] | None = None) -> Plan:
     analysis = analyze_source(src, "iface.py")
     assert analysis.ok, analysis.diagnostics
-    return build_plan(analysis.module, src, "iface.py")
+    return build_plan(module_units(analysis), helpers)
 
 
 def _decide(before: str, after: str) -> tuple[list[str], list[str]]:
@@ -163,15 +163,13 @@ def test_a_rebuilt_model_is_part_of_its_chain() -> None:
 
 def test_local_helper_digests_sign_the_statements_importing_them() -> None:
     src = "from helper_mod import load\nmodel = load()\n@expose\ndef f() -> int:\n    return 1\n"
-    analysis = analyze_source(src, "iface.py")
     # ``load`` is opaque here, so ``model`` is no head; its import is signed anyway.
-    a = build_plan(analysis.module, src, "iface.py", {"helper_mod": 1})
-    b = build_plan(analysis.module, src, "iface.py", {"helper_mod": 2})
+    a = _plan(src, {"helper_mod": 1})
+    b = _plan(src, {"helper_mod": 2})
     assert a.heads == b.heads == ()
     src2 = "from helper_mod import load\nimport torch\nmodel = torch.load(load())\n" + src[40:]
-    analysis = analyze_source(src2, "iface.py")
-    a = build_plan(analysis.module, src2, "iface.py", {"helper_mod": 1})
-    b = build_plan(analysis.module, src2, "iface.py", {"helper_mod": 2})
+    a = _plan(src2, {"helper_mod": 1})
+    b = _plan(src2, {"helper_mod": 2})
     head = a.heads[0]
     assert a.sigs[head] != b.sigs[head]
     assert plan_reuse(a, {i: {} for i in a.snapshot_units}, b).rerun_heads == (head,)
@@ -421,6 +419,7 @@ def test_an_edited_helper_module_is_imported_again(tmp_path: Path, isolated: Non
     assert r.reload()
     assert _call(r, "loads") == 1  # A fresh helper module, and the load ran again.
     assert "loaded again: model" in out.getvalue()
+    assert "loaded again: model (helper module reload_helper_loader changed)" in out.getvalue()
 
 
 def test_a_run_time_mismatch_keeps_the_previous_version(tmp_path: Path, isolated: None) -> None:
@@ -435,3 +434,130 @@ def test_a_run_time_mismatch_keeps_the_previous_version(tmp_path: Path, isolated
     assert r.loaded is before
     assert "found by the analyzer but not exposed when the file ran: never" in out.getvalue()
     assert sys.modules[before.module.__name__] is before.module
+
+
+def _why(before: str, after: str) -> dict[str, str]:
+    """Head names of ``after`` that load again -> why."""
+    old = _plan(before)
+    new = _plan(after)
+    reuse = plan_reuse(old, {i: {} for i in old.snapshot_units}, new)
+    return {", ".join(new.names([h])): reuse.reasons[h] for h in reuse.rerun_heads}
+
+
+def _line(src: str, text: str) -> int:
+    return src.splitlines().index(text) + 1
+
+
+def test_the_reuse_decision_says_why_each_load_runs_again() -> None:
+    after = BASE.replace('else "cpu"', 'else "mps"')
+    line = _line(after, 'device = "cuda" if torch.cuda.is_available() else "mps"')
+    assert _why(BASE, after) == {"model": f"it depends on device, changed at line {line}"}
+    after = BASE.replace("from_pretrained(path).to(device)", "from_pretrained(path).to('cpu')")
+    line = _line(after, "model = AutoModel.from_pretrained(path).to('cpu')")
+    assert _why(BASE, after) == {"model": f"its statement changed at line {line}"}
+    after = BASE.replace("model.eval()\n", "model.eval()\nmodel.half()\n")
+    line = _line(after, "model.half()")
+    assert _why(BASE, after) == {"model": f"line {line}, which changes it, is new or edited"}
+    assert _why(BASE, BASE.replace("model.eval()\n", "")) == {
+        "model": "a statement that changed it was removed or moved"
+    }
+
+
+MIXED = '''\
+"""Statements that the ast and libcst count differently, around two model loads."""
+import functools; import time
+
+LOADS: list[str] = []
+DEVICE = "cpu"; DTYPE = "float32"
+
+
+class FakeModel:
+    def __init__(self, model_id: str) -> None:
+        self.model_id = model_id; self.evaluated = False
+
+    @classmethod
+    def from_pretrained(cls, model_id: str, device: str) -> "FakeModel":
+        LOADS.append(model_id); return cls(model_id)
+
+    def eval(self) -> "FakeModel":
+        self.evaluated = True; return self
+
+
+if DEVICE == "cpu":
+    model = FakeModel.from_pretrained("org/model-a", DEVICE); model.eval()
+else:
+    model = None
+
+
+@functools.lru_cache(maxsize=None)
+def load_tokenizer() -> FakeModel:
+    return FakeModel.from_pretrained("org/tok", DEVICE)
+
+
+tokenizer = load_tokenizer(); VOCAB = 3
+
+
+@expose
+def greet(name: str) -> str:
+    return f"hello {name}"; time.sleep(0)
+
+
+@expose
+def loads() -> list[str]:
+    return list(LOADS)
+'''
+
+
+def test_semicolon_lines_if_blocks_and_decorators_keep_the_models(
+    tmp_path: Path, isolated: None
+) -> None:
+    iface = tmp_path / "reload_mixed.py"
+    iface.write_text(MIXED)
+    r, out = _reloader(iface)
+    first = r.loaded
+    assert first is not None
+    iface.write_text(MIXED.replace('f"hello {name}"', 'f"hi {name}"'))
+    assert r.reload()
+    second = r.loaded
+    assert second is not None and second.module is not first.module
+    assert _call(r, "greet", name="x") == "hi x"
+    for name in ("model", "tokenizer"):
+        assert vars(second.module)[name] is vars(first.module)[name]
+    assert vars(second.module)["model"].evaluated
+    assert _call(r, "loads") == ["org/model-a", "org/tok"]
+    assert "kept: model, VOCAB, tokenizer; re-ran:" in out.getvalue()
+    # An edit in a line of several statements is seen: both loads read that line.
+    iface.write_text(MIXED.replace('DTYPE = "float32"', 'DTYPE = "float16"'))
+    assert r.reload()
+    third = r.loaded
+    assert third is not None
+    for name in ("model", "tokenizer"):
+        assert vars(third.module)[name] is not vars(second.module)[name]
+    assert _call(r, "loads") == ["org/model-a", "org/tok"]  # a fresh LOADS, as on a start
+    why = "it depends on DEVICE, DTYPE, changed at line 5"
+    assert f"loaded again: model ({why}), VOCAB, tokenizer ({why})" in out.getvalue()
+
+
+def test_a_reload_says_why_it_loads_the_model_again(tmp_path: Path, isolated: None) -> None:
+    iface = tmp_path / "reload_why.py"
+    iface.write_text(COUNTED)
+    r, out = _reloader(iface)
+
+    def reload_with(src: str) -> str:
+        iface.write_text(src)
+        assert r.reload()
+        (line,) = [ln for ln in out.getvalue().splitlines() if "reloaded reload_why.py" in ln][-1:]
+        return line.partition("; loaded again: ")[2]
+
+    edited = COUNTED.replace("org/model-a", "org/model-b")
+    line = _line(edited, 'model = FakeModel.from_pretrained("org/model-b")')
+    assert reload_with(edited) == f"model (its statement changed at line {line})"
+    edited = edited.replace("self.hooks: list[object] = []", "self.hooks: list[object] = [None]")
+    line = _line(edited, "class FakeModel:")
+    assert reload_with(edited) == f"model (it depends on FakeModel, changed at line {line})"
+    edited = edited.replace(
+        "model.register_hook(hook)\n", "model.register_hook(hook)\nmodel.register_hook(hook)\n"
+    )
+    line = _line(edited, "model.register_hook(hook)") + 1
+    assert reload_with(edited) == f"model (line {line}, which changes it, is new or edited)"
+    assert reload_with(edited.replace('GREETING = "hello"', 'GREETING = "hi"')) == ""
