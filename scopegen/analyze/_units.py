@@ -12,10 +12,9 @@ statements is one unit (libcst's ``SimpleStatementLine``).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import libcst as cst
 
 from scopegen.analyze._names import ModuleNames, dotted
-from scopegen.analyze._walk import LoadCalls, child_fields
+from scopegen.analyze._walk import LoadCalls, child_nodes, structure_fields
 
 if TYPE_CHECKING:
     from scopegen.analyze._analysis import Analysis
@@ -240,14 +239,8 @@ class _Scan:
         self._children(node, top, now)
 
     def _children(self, node: cst.CSTNode, top: bool, now: bool) -> None:
-        for name in child_fields(type(node)):
-            v = getattr(node, name)
-            if isinstance(v, cst.CSTNode):
-                self.walk(v, top, now)
-            elif isinstance(v, (tuple, list)):
-                for x in v:
-                    if isinstance(x, cst.CSTNode):
-                        self.walk(x, top, now)
+        for child in child_nodes(node):
+            self.walk(child, top, now)
 
     def _all(self, nodes: Sequence[cst.CSTNode], top: bool, now: bool) -> None:
         for n in nodes:
@@ -446,7 +439,7 @@ class _Scan:
             elif isinstance(n, cst.BaseSmallStatement):
                 continue  # Imports are statements: nothing below one is.
             else:
-                stack.extend(reversed(list(_child_nodes(n))))
+                stack.extend(reversed(list(child_nodes(n))))
 
 
 _DISPATCH: dict[type[cst.CSTNode], Callable[[_Scan, Any, bool, bool], None]] = {
@@ -491,32 +484,9 @@ def _root(expr: cst.BaseExpression) -> str | None:
             return None
 
 
-def _child_nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    for name in child_fields(type(node)):
-        v = getattr(node, name)
-        if isinstance(v, cst.CSTNode):
-            yield v
-        elif isinstance(v, (tuple, list)):
-            yield from (x for x in v if isinstance(x, cst.CSTNode))
-
-
 # --------------------------------------------------------------------------- digests
 
-# Fields that never hold code, and values that are only layout.
-_LAYOUT_FIELDS = (
-    "whitespace",
-    "lpar",
-    "rpar",
-    "comma",
-    "semicolon",
-    "leading_lines",
-    "lines_after",
-    "header",
-    "footer",
-    "indent",
-    "newline",
-    "trailing_whitespace",
-)
+# Values that are only layout, in fields that may hold code too.
 _LAYOUT_VALUES = (
     cst.BaseParenthesizableWhitespace,
     cst.TrailingWhitespace,
@@ -531,17 +501,6 @@ _LAYOUT_VALUES = (
     cst.AssignEqual,
     cst.MaybeSentinel,
 )
-_code_fields: dict[type[cst.CSTNode], tuple[str, ...]] = {}
-
-
-def _fields_for_digest(t: type[cst.CSTNode]) -> tuple[str, ...]:
-    names = _code_fields.get(t)
-    if names is None:
-        names = tuple(
-            f.name for f in dataclasses.fields(t) if not f.name.startswith(_LAYOUT_FIELDS)
-        )
-        _code_fields[t] = names
-    return names
 
 
 def _digest(node: cst.CSTNode) -> int:
@@ -562,7 +521,7 @@ def _digest(node: cst.CSTNode) -> int:
             # A one-line suite (``if x: y``) is an indented block of one line.
             kind = "IndentedBlock" if t is cst.SimpleStatementSuite else t.__name__
             items: list[object] = [b")"]
-            for name in reversed(_fields_for_digest(t)):
+            for name in reversed(structure_fields(t)):
                 x = getattr(v, name)
                 if isinstance(x, _LAYOUT_VALUES):
                     continue

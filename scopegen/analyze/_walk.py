@@ -8,6 +8,7 @@ load and the reloader's are one definition.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import libcst as cst
 
@@ -19,6 +20,8 @@ __all__ = [
     "LOAD_QUALIFIED",
     "LoadCalls",
     "child_fields",
+    "child_nodes",
+    "structure_fields",
 ]
 
 GET_MODEL_PATH = frozenset({"scopegen.get_model_path", "scopegen.runtime.get_model_path"})
@@ -39,8 +42,10 @@ LOAD_QUALIFIED = frozenset(
 )
 LOAD_ATTRS = frozenset({"from_pretrained", "load_state_dict"})
 
-_SKIP_FIELD_PREFIXES = (
+# Fields that only ever hold layout: whitespace, comments, brackets, separators.
+_LAYOUT_PREFIXES = (
     "whitespace",
+    "trailing_whitespace",
     "lpar",
     "rpar",
     "comma",
@@ -50,6 +55,13 @@ _SKIP_FIELD_PREFIXES = (
     "header",
     "footer",
     "newline",
+    "indent",
+    "default_indent",
+    "default_newline",
+    "encoding",
+)
+# ...and fields whose node type says all there is (``=``, ``:``, ``.``, ``+``, ``async``).
+_TOKEN_PREFIXES = (
     "equal",
     "colon",
     "dot",
@@ -58,28 +70,47 @@ _SKIP_FIELD_PREFIXES = (
     "rbracket",
     "lbrace",
     "rbrace",
-    "default_indent",
-    "default_newline",
-    "encoding",
     "asynchronous",
     "arrow",
 )
 _child_fields: dict[type[cst.CSTNode], tuple[str, ...]] = {}
+_structure_fields: dict[type[cst.CSTNode], tuple[str, ...]] = {}
 
 
 def child_fields(t: type[cst.CSTNode]) -> tuple[str, ...]:
-    """The fields of a node type that can hold code (not whitespace or punctuation).
+    """The fields of a node type that can hold code (not layout or single tokens).
 
     Reading fields directly costs ~0.05x a parse; libcst's visitor machinery,
     which rebuilds every node on the way back up, ~0.7x.
     """
     names = _child_fields.get(t)
     if names is None:
-        names = tuple(
-            f.name for f in dataclasses.fields(t) if not f.name.startswith(_SKIP_FIELD_PREFIXES)
-        )
+        names = _fields_without(t, _LAYOUT_PREFIXES + _TOKEN_PREFIXES)
         _child_fields[t] = names
     return names
+
+
+def structure_fields(t: type[cst.CSTNode]) -> tuple[str, ...]:
+    """The fields of a node type that are not layout (single tokens included)."""
+    names = _structure_fields.get(t)
+    if names is None:
+        names = _fields_without(t, _LAYOUT_PREFIXES)
+        _structure_fields[t] = names
+    return names
+
+
+def child_nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The nodes in ``node``'s ``child_fields``, in order."""
+    for name in child_fields(type(node)):
+        v = getattr(node, name)
+        if isinstance(v, cst.CSTNode):
+            yield v
+        elif isinstance(v, (tuple, list)):
+            yield from (x for x in v if isinstance(x, cst.CSTNode))
+
+
+def _fields_without(t: type[cst.CSTNode], prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(t) if not f.name.startswith(prefixes))
 
 
 class LoadCalls:
@@ -123,10 +154,5 @@ class LoadCalls:
                 and (self.model_path(n.func) or self.load(n.func) is not None)
             ):
                 return True
-            for name in child_fields(type(n)):
-                v = getattr(n, name)
-                if isinstance(v, cst.CSTNode):
-                    stack.append(v)
-                elif isinstance(v, (tuple, list)):
-                    stack.extend(x for x in v if isinstance(x, cst.CSTNode))
+            stack.extend(child_nodes(n))
         return False

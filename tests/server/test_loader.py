@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,6 @@ from scopegen.server import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def isolated(tmp_path: Path) -> Iterator[None]:
-    path = list(sys.path)
-    yield
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if isinstance(file, str) and Path(file).resolve().is_relative_to(tmp_path.resolve()):
-            del sys.modules[name]
-    sys.path[:] = path
 
 
 EXPOSED = "\n\n@expose\ndef f() -> int:\n    return 1\n"

@@ -11,13 +11,11 @@ from __future__ import annotations
 import io
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scopegen import runtime
 from scopegen.analyze import analyze_source, module_units
 from scopegen.server import ServerSettings
 from scopegen.server.reload import Reloader
@@ -176,20 +174,6 @@ def test_local_helper_digests_sign_the_statements_importing_them() -> None:
 
 
 # --------------------------------------------------------------------------- reloader
-
-
-@pytest.fixture
-def isolated(tmp_path: Path) -> Iterator[None]:
-    """Undo what executing interface files from ``tmp_path`` does to this process."""
-    path = list(sys.path)
-    paths = runtime._paths
-    yield
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if isinstance(file, str) and Path(file).resolve().is_relative_to(tmp_path.resolve()):
-            del sys.modules[name]
-    sys.path[:] = path
-    runtime.configure_model_paths(paths)
 
 
 COUNTED = '''\
