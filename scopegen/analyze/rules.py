@@ -1,4 +1,4 @@
-"""The rule catalog: SG000-SG013 (DESIGN §3).
+"""The rule catalog: SG000-SG013 (README: "Lint codes").
 
 Each rule is one class: code, severity, a one-paragraph docstring, ``VALID``
 and ``INVALID`` snippets (the test suite runs every one of them, so a rule
@@ -14,17 +14,12 @@ from typing import ClassVar
 
 import libcst as cst
 
-from scopegen import spec
+from scopegen import protocol, spec
 from scopegen.analyze._diagnostics import Severity
 from scopegen.analyze._facts import Facts, FunctionFacts
 from scopegen.analyze._values import literal_value
-from scopegen.emit._reserved import CLIENT_RESERVED_NAMES
 
 __all__ = ["RULES", "Finding", "Rule", "rule_by_code"]
-
-# Names the generated client package defines itself (DESIGN §5); one list,
-# shared with the client emitter, so lint and build never disagree.
-RESERVED_NAMES = CLIENT_RESERVED_NAMES | {"aclose", "http_client"}
 
 
 @dataclass(frozen=True)
@@ -273,7 +268,9 @@ class MisplacedExpose(Rule):
 class BadExposedName(Rule):
     """Exposed names become client methods and package attributes: they must be unique,
     public, and not collide with what the client defines (``Client``, error classes,
-    ``close``, …) or with a type of the interface."""
+    ``close``, …) or with a type of the interface. Named types become classes of the
+    client's ``types`` module: they must be public and not shadow its imports
+    (``Field``, ``BaseModel``, …). The reserved names are ``scopegen.protocol``'s."""
 
     CODE = "SG009"
     SEVERITY = "error"
@@ -283,6 +280,8 @@ class BadExposedName(Rule):
         "@expose\ndef _private() -> int:\n    return 1\n",
         "@expose\ndef close() -> int:\n    return 1\n",
         "@expose\ndef f() -> int:\n    return 1\n@expose\ndef f() -> int:\n    return 2\n",
+        "from typing import TypedDict\nclass Field(TypedDict):\n    x: int\n"
+        "@expose\ndef f() -> Field:\n    return {'x': 1}\n",
     )
 
     def check(self, facts: Facts) -> Iterator[Finding]:
@@ -297,7 +296,8 @@ class BadExposedName(Rule):
                     fn.node.name,
                     f"`{name}` starts with `_`: private names are never exposed; rename it",
                 )
-            elif name in RESERVED_NAMES:
+            # The client emitter refuses exactly these names (scopegen.protocol).
+            elif protocol.reserved_function_name(name):
                 yield Finding(
                     fn.node.name,
                     f"`{name}` collides with a name the generated client defines; rename it",
@@ -305,6 +305,16 @@ class BadExposedName(Rule):
             elif name in facts.converter.typedefs:
                 yield Finding(
                     fn.node.name, f"`{name}` collides with the type `{name}` of this interface"
+                )
+        for name in facts.converter.typedefs:
+            if protocol.reserved_type_name(name):
+                why = (
+                    "starts with `_`"
+                    if name.startswith("_")
+                    else "collides with a name the generated client's `types` module binds"
+                )
+                yield Finding(
+                    facts.converter.names.classes[name].name, f"type `{name}` {why}; rename it"
                 )
 
 

@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from scopegen.config import ConfigError, ScopegenConfig, load_config
+from scopegen.protocol import env_prefix
 
 __all__ = ["DeployPlan", "modal_command", "plan_deploy", "run_deploy"]
 
@@ -82,7 +83,7 @@ def plan_deploy(
         model_ids=tuple(constants["MODEL_IDS"]),
         download=[*modal, "run", f"{app_file}::download_models"],
         deploy=[*modal, "deploy", str(app_file)],
-        env_prefix=re.sub(r"\W+", "_", package).strip("_").upper() or "SCOPEGEN",
+        env_prefix=env_prefix(package),
         proxy_auth=config.proxy_auth,
     )
 

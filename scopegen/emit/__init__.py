@@ -6,7 +6,6 @@ other emitters live beside it. Each is a pure function of the IR.
 
 from __future__ import annotations
 
-from scopegen.emit._reserved import CLIENT_RESERVED_NAMES
 from scopegen.emit.client import EmitError, emit_client, header_text
 
-__all__ = ["CLIENT_RESERVED_NAMES", "EmitError", "emit_client", "header_text"]
+__all__ = ["EmitError", "emit_client", "header_text"]

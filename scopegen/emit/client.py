@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Mapping
 
-from scopegen.emit._reserved import CLIENT_RESERVED_NAMES, MODEL_MODULE_NAMES
+from scopegen import protocol
 from scopegen.emit._templates import render_template
 from scopegen.emit.python import (
     Names,
@@ -141,7 +141,8 @@ def emit_client(
         "version": CLIENT_VERSION,
         "interface_hash": interface.hash,
         "source_name": source,
-        "env_prefix": package.upper(),
+        "env_prefix": protocol.env_prefix(package),
+        **_PROTOCOL_VALUES,
     }
     types = interface.type_map()
     src = f"{package}/src/{package}"
@@ -152,7 +153,7 @@ def emit_client(
         ),
         f"{src}/__init__.py": _init_module(interface, types, values),
         f"{src}/_base_client.py": render_template("client/src/_base_client.py.tmpl", **values),
-        f"{src}/_exceptions.py": render_template("client/src/_exceptions.py.tmpl", **values),
+        f"{src}/_exceptions.py": _exceptions_module(values),
         f"{src}/_client.py": _client_module(interface, types, values),
         f"{src}/types.py": _types_module(interface, values),
         f"{src}/py.typed": f"# {header}\n",
@@ -161,14 +162,76 @@ def emit_client(
 
 
 def _check_names(interface: Interface) -> None:
+    # The analyzer's SG009 refuses the same names, so a lint-clean file always builds.
     for fn in interface.functions:
-        if fn.name in CLIENT_RESERVED_NAMES or fn.name.startswith("_"):
+        if protocol.reserved_function_name(fn.name):
             raise EmitError(
                 f"function name {fn.name!r} is reserved by the generated client; rename it"
             )
     for td in interface.types:
-        if td.name in MODEL_MODULE_NAMES or td.name.startswith("_"):
+        if protocol.reserved_type_name(td.name):
             raise EmitError(f"type name {td.name!r} is reserved by the generated client; rename it")
+
+
+# --------------------------------------------------------------------------- protocol values
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+# What the templates of ``_base_client.py``, ``_client.py`` and the README say
+# about the protocol: the generated package is standalone, so it gets the values.
+_PROTOCOL_VALUES: dict[str, str] = {
+    "default_url": protocol.DEFAULT_URL,
+    "env_fallback": protocol.ENV_FALLBACK_PREFIX,
+    "call_prefix": protocol.CALL_PREFIX,
+    "functions_path": protocol.FUNCTIONS_PATH,
+    "request_id_header": protocol.REQUEST_ID_HEADER,
+    "retry_after_header": protocol.RETRY_AFTER_HEADER,
+    "modal_key_header": protocol.MODAL_KEY_HEADER,
+    "modal_secret_header": protocol.MODAL_SECRET_HEADER,
+    "modal_key_env": protocol.MODAL_KEY_ENV,
+    "modal_secret_env": protocol.MODAL_SECRET_ENV,
+    "read_timeout": repr(protocol.READ_TIMEOUT),
+    "connect_timeout": repr(protocol.CONNECT_TIMEOUT),
+    "timeout_text": (
+        f"waits {_seconds(protocol.CONNECT_TIMEOUT)} to connect and "
+        f"{_seconds(protocol.READ_TIMEOUT)} for an answer"
+    ),
+    "max_retries": str(protocol.MAX_RETRIES),
+    "initial_retry_delay": repr(protocol.INITIAL_RETRY_DELAY),
+    "max_retry_delay": repr(protocol.MAX_RETRY_DELAY),
+    "retry_jitter": repr(protocol.RETRY_JITTER),
+    "max_retry_after": repr(protocol.MAX_RETRY_AFTER),
+    "max_redirects": str(protocol.MAX_REDIRECTS),
+    "retry_statuses": "frozenset({" + ", ".join(map(str, sorted(protocol.RETRY_STATUSES))) + "})",
+    "retry_statuses_text": " and ".join(map(str, sorted(protocol.RETRY_STATUSES))),
+}
+
+
+def _remote_tree(indent: str) -> str:
+    """The ``RemoteError`` branch of the exception tree, one line per row of the table."""
+    rows = protocol.ERRORS
+    lines = []
+    for i, e in enumerate(rows):
+        branch = "└──" if i == len(rows) - 1 else "├──"
+        lines.append(f"{indent}│   {branch} {e.client_class:<22} {e.status} {e.code}: {e.summary}")
+    return "\n".join(lines)
+
+
+def _exceptions_module(values: Mapping[str, str]) -> str:
+    exported = sorted(protocol.CLIENT_ERROR_CLASSES | {"error_from_payload"})
+    return render_template(
+        "client/src/_exceptions.py.tmpl",
+        **values,
+        remote_tree=_remote_tree("    "),
+        all="\n".join(f"    {py_str(n)}," for n in exported),
+        by_code="\n".join(f"    {py_str(e.code)}: {e.client_class}," for e in protocol.ERRORS),
+        by_status="\n".join(
+            f"    {e.status}: {e.client_class}," for e in protocol.ERRORS if e.for_status
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- _client.py
@@ -299,8 +362,6 @@ def _isort(names: set[str]) -> list[str]:
 def _init_module(
     interface: Interface, types: Mapping[str, TypeDef], values: Mapping[str, str]
 ) -> str:
-    from scopegen.emit._reserved import ERROR_CLASS_NAMES
-
     names = Names(ref_prefix="types.")
     functions: list[str] = []
     for fn in interface.functions:
@@ -331,11 +392,11 @@ def _init_module(
     imports.append("from ._base_client import INTERFACE_HASH, NOT_GIVEN, NotGiven")
     imports.append("from ._client import AsyncClient, Client, _default_client")
     imports.append("from ._exceptions import (")
-    imports += [f"    {n}," for n in sorted(ERROR_CLASS_NAMES)]
+    imports += [f"    {n}," for n in sorted(protocol.CLIENT_ERROR_CLASSES)]
     imports.append(")")
     exported = (
         {fn.name for fn in interface.functions}
-        | ERROR_CLASS_NAMES
+        | protocol.CLIENT_ERROR_CLASSES
         | {"AsyncClient", "Client", "NOT_GIVEN", "NotGiven", "types"}
     )
     return render_template(
@@ -525,6 +586,7 @@ def _readme(interface: Interface, types: Mapping[str, TypeDef], values: Mapping[
     return render_template(
         "client/README.md.tmpl",
         **values,
+        remote_tree=_remote_tree(""),
         functions="\n".join(sections),
         types="\n".join(type_sections)
         if type_sections

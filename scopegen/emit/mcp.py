@@ -1,27 +1,21 @@
 """``OUT/mcp.json``: a ready ``mcpServers`` entry for one interface.
 
 The entry names environment variables, never their values: the URL comes from
-``<PACKAGE>_URL`` (the generated client's variable, with the same local
-default) and the token from ``<PACKAGE>_TOKEN``. ``${VAR:-default}`` is the
-expansion syntax harnesses such as Claude Code understand; harnesses that pass
-args through verbatim still work because ``scopegen mcp`` expands it itself.
+``<PREFIX>_URL`` (the generated client's variable, with the same local
+default) and the token from ``<PREFIX>_TOKEN``; ``<PREFIX>`` is
+``scopegen.protocol.env_prefix(package)``, as for the client itself.
+``${VAR:-default}`` is the expansion syntax harnesses such as Claude Code
+understand; harnesses that pass args through verbatim still work because
+``scopegen mcp`` expands it itself.
 """
 
 from __future__ import annotations
 
-import re
-
 import orjson
 
-__all__ = ["DEFAULT_URL", "env_prefix", "mcp_config"]
+from scopegen.protocol import DEFAULT_URL, env_prefix
 
-# The generated client's default (DESIGN §5): where `scopegen serve` listens.
-DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-def env_prefix(package_name: str) -> str:
-    """``model_tools`` -> ``MODEL_TOOLS``: the prefix of the client's env vars."""
-    return re.sub(r"[^0-9A-Za-z]+", "_", package_name).strip("_").upper()
+__all__ = ["mcp_config"]
 
 
 def mcp_config(interface_name: str, package_name: str) -> str:

@@ -10,30 +10,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from scopegen import protocol
 from scopegen.spec import Function, Interface, type_schema, typedef_schema
 
 __all__ = ["ERROR_CODES", "openapi"]
 
 OPENAPI_VERSION = "3.1.0"
 
-# status -> (code(s), description); the table of DESIGN §4.
-ERROR_CODES: dict[int, tuple[tuple[str, ...], str]] = {
-    400: (("bad_request",), "The body is not valid JSON, or not a JSON object."),
-    401: (("unauthorized",), "A token is configured and the bearer token is missing or wrong."),
-    404: (("unknown_function", "not_found"), "No such exposed function, or no such route."),
-    405: (("method_not_allowed",), "Wrong method on a known route."),
-    413: (("payload_too_large",), "The body is over the server's limit."),
-    422: (("invalid_arguments",), "Missing, unexpected or wrongly typed arguments."),
-    500: (
-        ("function_error", "unserializable_result"),
-        "The function raised, or its result is not JSON.",
-    ),
-    503: (
-        ("unavailable",),
-        "Every worker is still running a call that ran past its timeout; this call did not run.",
-    ),
-    504: (("timeout",), "The call ran past the server's per-call timeout."),
-}
+
+def _error_codes() -> dict[int, tuple[tuple[str, ...], str]]:
+    by_status: dict[int, list[protocol.ErrorCode]] = {}
+    for e in protocol.ERRORS:
+        by_status.setdefault(e.status, []).append(e)
+    out: dict[int, tuple[tuple[str, ...], str]] = {}
+    for status, rows in sorted(by_status.items()):
+        if len(rows) == 1:
+            description = rows[0].description
+        else:
+            description = " ".join(f"`{e.code}`: {e.description}" for e in rows)
+        out[status] = (tuple(e.code for e in rows), description)
+    return out
+
+
+# status -> (code(s), description), from scopegen.protocol's error table.
+ERROR_CODES: dict[int, tuple[tuple[str, ...], str]] = _error_codes()
+# Statuses a POST to an exposed function can answer (401 only when a token is set).
+_CALL_STATUSES = sorted({e.status for e in protocol.ERRORS if e.on_call} - {401})
+# Statuses whose error object carries more than code and message.
+_ERROR_SCHEMAS = {422: "InvalidArgumentsError", 500: "CallError"}
 
 _REF_PREFIX = "#/$defs/"
 _COMPONENTS = "#/components/schemas/"
@@ -49,10 +53,10 @@ def openapi(interface: Interface, *, auth: bool = True) -> dict[str, Any]:
     schemas.update(_error_schemas())
     paths: dict[str, Any] = {}
     for fn in interface.functions:
-        paths[f"/v1/call/{fn.name}"] = {"post": _call_operation(interface, fn, auth)}
-    paths["/v1/functions"] = {"get": _manifest_operation(auth)}
-    paths["/openapi.json"] = {"get": _openapi_operation(auth)}
-    paths["/healthz"] = {"get": _health_operation()}
+        paths[protocol.CALL_PREFIX + fn.name] = {"post": _call_operation(interface, fn, auth)}
+    paths[protocol.FUNCTIONS_PATH] = {"get": _manifest_operation(auth)}
+    paths[protocol.OPENAPI_PATH] = {"get": _openapi_operation(auth)}
+    paths[protocol.HEALTH_PATH] = {"get": _health_operation()}
     doc: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -65,7 +69,7 @@ def openapi(interface: Interface, *, auth: bool = True) -> dict[str, Any]:
     }
     if auth:
         doc["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "SCOPEGEN_TOKEN"}
+            "bearer": {"type": "http", "scheme": "bearer", "description": protocol.TOKEN_ENV}
         }
         doc["security"] = [{"bearer": []}]
     return doc
@@ -96,8 +100,9 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _error_response(status: int, schema_name: str = "Error") -> dict[str, Any]:
+def _error_response(status: int) -> dict[str, Any]:
     codes, description = ERROR_CODES[status]
+    schema_name = _ERROR_SCHEMAS.get(status, "Error")
     if schema_name == "Error":
         schema: dict[str, Any] = {
             "allOf": [
@@ -111,7 +116,7 @@ def _error_response(status: int, schema_name: str = "Error") -> dict[str, Any]:
 
 
 _REQUEST_ID = {
-    "x-request-id": {
+    protocol.REQUEST_ID_HEADER: {
         "description": "Echoes the request's x-request-id, or a fresh id.",
         "schema": {"type": "string"},
     }
@@ -138,12 +143,7 @@ def _call_operation(interface: Interface, fn: Function, auth: bool) -> dict[str,
                 "headers": _REQUEST_ID,
                 "content": _json(result),
             },
-            "400": _error_response(400),
-            "413": _error_response(413),
-            "422": _error_response(422, "InvalidArgumentsError"),
-            "500": _error_response(500, "CallError"),
-            "503": _error_response(503),
-            "504": _error_response(504),
+            **{str(status): _error_response(status) for status in _CALL_STATUSES},
         },
     }
     if fn.doc:
@@ -253,7 +253,7 @@ def _error_schemas() -> dict[str, Any]:
                 "error": {
                     "type": "object",
                     "properties": {
-                        "code": {"const": "invalid_arguments"},
+                        "code": {"enum": list(ERROR_CODES[422][0])},
                         "message": {"type": "string"},
                         "details": {"type": "array", "items": detail},
                     },
@@ -268,7 +268,7 @@ def _error_schemas() -> dict[str, Any]:
                 "error": {
                     "type": "object",
                     "properties": {
-                        "code": {"enum": ["function_error", "unserializable_result"]},
+                        "code": {"enum": list(ERROR_CODES[500][0])},
                         "message": {"type": "string"},
                         "type": {"type": "string", "description": "The exception's class."},
                         "traceback": {"type": "string"},

@@ -17,7 +17,7 @@ import anyio
 import httpx
 import orjson
 
-from scopegen import __version__
+from scopegen import __version__, protocol
 
 __all__ = [
     "BridgeStartError",
@@ -32,14 +32,9 @@ __all__ = [
     "tool_specs",
 ]
 
-MANIFEST_VERSION: Final = 1
-# GPU calls are slow: wait long for an answer, but not for a connection (as the client does).
-CALL_TIMEOUT: Final = httpx.Timeout(600.0, connect=10.0)
-MANIFEST_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
-# Modal answers a call that runs past 150 s with a 303 to poll, again and again.
-MAX_REDIRECTS: Final = 1000
-MAX_RETRIES: Final = 2
-INITIAL_RETRY_DELAY: Final = 0.5
+# The generated client's policy (scopegen.protocol): long reads, short connects.
+CALL_TIMEOUT: Final = httpx.Timeout(protocol.READ_TIMEOUT, connect=protocol.CONNECT_TIMEOUT)
+MANIFEST_TIMEOUT: Final = httpx.Timeout(protocol.MANIFEST_TIMEOUT, connect=protocol.CONNECT_TIMEOUT)
 # Raised before the request left this machine: safe to retry.
 _CONNECT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _ENV_REF = re.compile(
@@ -110,7 +105,7 @@ def resolve_url(raw: str, environ: Mapping[str, str]) -> str:
             f"the URL must start with http:// or https://, not {url!r}", exit_code=2
         )
     # Forgive a URL copied from the manifest endpoint itself.
-    for suffix in ("/v1/functions", "/v1"):
+    for suffix in (protocol.FUNCTIONS_PATH, "/v1"):
         if url.endswith(suffix):
             url = url[: -len(suffix)]
             break
@@ -137,10 +132,10 @@ def request_headers(token: str | None, environ: Mapping[str, str]) -> dict[str, 
     if token:
         headers["Authorization"] = f"Bearer {token}"
     # Modal's proxy auth, when the web endpoint requires it (as the client sends it).
-    key, secret = environ.get("MODAL_KEY"), environ.get("MODAL_SECRET")
+    key, secret = environ.get(protocol.MODAL_KEY_ENV), environ.get(protocol.MODAL_SECRET_ENV)
     if key and secret:
-        headers["Modal-Key"] = key
-        headers["Modal-Secret"] = secret
+        headers[protocol.MODAL_KEY_HEADER] = key
+        headers[protocol.MODAL_SECRET_HEADER] = secret
     return headers
 
 
@@ -184,10 +179,10 @@ def tool_specs(manifest: Mapping[str, Any]) -> list[ToolSpec]:
 def _check_manifest(data: object, where: str) -> dict[str, Any]:
     if not isinstance(data, dict) or "scopegen" not in data:
         raise BridgeStartError(f"{where} did not answer a scopegen manifest")
-    if data["scopegen"] != MANIFEST_VERSION:
+    if data["scopegen"] != protocol.MANIFEST_VERSION:
         raise BridgeStartError(
             f"{where} answered manifest version {data['scopegen']!r}; this scopegen "
-            f"speaks version {MANIFEST_VERSION}"
+            f"speaks version {protocol.MANIFEST_VERSION}"
         )
     functions = data.get("functions")
     if not isinstance(functions, list):
@@ -228,7 +223,7 @@ class Remote:
         cls,
         url: str,
         *,
-        token_env: str = "SCOPEGEN_TOKEN",
+        token_env: str = protocol.TOKEN_ENV,
         environ: Mapping[str, str] | None = None,
     ) -> Remote:
         """Read the manifest; raise ``BridgeStartError`` with a clear reason if we cannot."""
@@ -236,7 +231,7 @@ class Remote:
         base = resolve_url(url, env)
         token = read_token(token_env, env)
         headers = request_headers(token, env)
-        where = f"{base}/v1/functions"
+        where = base + protocol.FUNCTIONS_PATH
         try:
             with httpx.Client(
                 headers=headers,
@@ -257,7 +252,7 @@ class Remote:
             sent = f"the token in ${token_env}" if token else f"no token (${token_env} is not set)"
             raise BridgeStartError(
                 f"unauthorized: the server at {base} refused the request with {sent}; "
-                f"set {token_env} to the server's SCOPEGEN_TOKEN, or name another variable "
+                f"set {token_env} to the server's {protocol.TOKEN_ENV}, or name another variable "
                 "with --token-env"
             )
         if response.status_code != 200:
@@ -291,7 +286,7 @@ class Remote:
             headers=self.headers | {"Content-Type": "application/json"},
             timeout=CALL_TIMEOUT,
             follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
+            max_redirects=protocol.MAX_REDIRECTS,
         )
 
     async def call(
@@ -302,10 +297,10 @@ class Remote:
         retries = 0
         while True:
             try:
-                response = await client.post(f"/v1/call/{name}", content=body)
+                response = await client.post(protocol.CALL_PREFIX + name, content=body)
             except _CONNECT_ERRORS as exc:
-                if retries < MAX_RETRIES:
-                    await anyio.sleep(_retry_delay(retries))
+                if retries < protocol.MAX_RETRIES:
+                    await anyio.sleep(protocol.retry_delay(retries, None, random.random()))
                     retries += 1
                     continue
                 return CallOutcome(
@@ -327,15 +322,12 @@ class Remote:
                     "was not retried",
                 )
             # 503: the server (or Modal) is not ready; the call did not run.
-            if response.status_code == 503 and retries < MAX_RETRIES:
-                await anyio.sleep(_retry_delay(retries))
+            if response.status_code in protocol.RETRY_STATUSES and retries < protocol.MAX_RETRIES:
+                retry_after = response.headers.get(protocol.RETRY_AFTER_HEADER)
+                await anyio.sleep(protocol.retry_delay(retries, retry_after, random.random()))
                 retries += 1
                 continue
             return outcome_from_response(response.status_code, response.content)
-
-
-def _retry_delay(retries: int) -> float:
-    return INITIAL_RETRY_DELAY * 2.0**retries * (1.0 - 0.25 * random.random())
 
 
 # --------------------------------------------------------------------------- answers

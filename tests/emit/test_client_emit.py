@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from scopegen.analyze import analyze_file
-from scopegen.emit import CLIENT_RESERVED_NAMES, EmitError, emit_client
+from scopegen.emit import EmitError, emit_client
 from scopegen.emit._templates import load_template, templates_root
 from scopegen.emit.client import header_text, validate_package_name
+from scopegen.protocol import CLIENT_RESERVED_FUNCTION_NAMES
 from scopegen.spec import STR, Function, Interface, Parameter
 from tests._client_ir import EDGE_INTERFACE
 
@@ -144,7 +145,7 @@ def test_readme_lists_every_function_with_signature_types_and_docstring() -> Non
 
 @pytest.mark.parametrize("name", ["Client", "close", "types", "InvalidArguments", "dict"])
 def test_function_names_the_package_reserves_are_refused(name: str) -> None:
-    assert name in CLIENT_RESERVED_NAMES
+    assert name in CLIENT_RESERVED_FUNCTION_NAMES
     interface = Interface("pkg", (Function(name, (Parameter("x", STR),), STR),))
     with pytest.raises(EmitError, match="reserved"):
         emit_client(interface)
@@ -172,7 +173,7 @@ def test_reserved_names_cover_every_public_name_of_the_package() -> None:
     assert isinstance(exported, ast.List)
     names = {elt.value for elt in exported.elts if isinstance(elt, ast.Constant)}
     functions = {fn.name for fn in EDGE_INTERFACE.functions}
-    assert names - functions <= CLIENT_RESERVED_NAMES
+    assert names - functions <= CLIENT_RESERVED_FUNCTION_NAMES
 
 
 def test_templates_load_from_the_checkout() -> None:

@@ -1,0 +1,335 @@
+"""Protocol v1 in one place: routes, error codes, headers, client policy, reserved names.
+
+Every part of scopegen that speaks or documents the protocol reads this
+module: the server (``scopegen.server``), the OpenAPI document
+(``scopegen.emit.openapi``), the MCP bridge (``scopegen.mcp``), the
+analyzer's SG009 and the client emitter. The generated client stays
+standalone: its templates receive these values when it is generated. The
+prose for someone writing a client in another language is ``docs/protocol.md``.
+
+Import-light on purpose: the lint path imports it (no httpx, no orjson).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "CALL_PREFIX",
+    "CLIENT_ERROR_CLASSES",
+    "CLIENT_RESERVED_FUNCTION_NAMES",
+    "CLIENT_RESERVED_TYPE_NAMES",
+    "CONNECT_TIMEOUT",
+    "DEFAULT_URL",
+    "ERRORS",
+    "ERROR_BY_CODE",
+    "FUNCTIONS_PATH",
+    "HEALTH_PATH",
+    "INITIAL_RETRY_DELAY",
+    "MANIFEST_TIMEOUT",
+    "MANIFEST_VERSION",
+    "MAX_REDIRECTS",
+    "MAX_RETRIES",
+    "MAX_RETRY_AFTER",
+    "MAX_RETRY_DELAY",
+    "OPENAPI_PATH",
+    "READ_TIMEOUT",
+    "RETRY_JITTER",
+    "RETRY_STATUSES",
+    "TOKEN_ENV",
+    "ErrorCode",
+    "env_prefix",
+    "reserved_function_name",
+    "reserved_type_name",
+    "retry_delay",
+]
+
+# --------------------------------------------------------------------------- routes
+
+# The manifest's ``"scopegen"`` field; a client refuses a manifest of another version.
+MANIFEST_VERSION: Final = 1
+
+CALL_PREFIX: Final = "/v1/call/"  # POST CALL_PREFIX + function name
+FUNCTIONS_PATH: Final = "/v1/functions"  # GET: the manifest
+OPENAPI_PATH: Final = "/openapi.json"  # GET: OpenAPI 3.1
+HEALTH_PATH: Final = "/healthz"  # GET: liveness, never needs a token
+
+# --------------------------------------------------------------------------- headers
+
+# Lower-case, as ASGI hands them over (HTTP header names are case-insensitive).
+REQUEST_ID_HEADER: Final = "x-request-id"
+AUTHORIZATION_HEADER: Final = "authorization"
+RETRY_AFTER_HEADER: Final = "retry-after"
+ALLOW_HEADER: Final = "allow"
+WWW_AUTHENTICATE_HEADER: Final = "www-authenticate"
+# A request id the server echoes; anything else is replaced by a fresh one.
+REQUEST_ID_PATTERN: Final = r"[A-Za-z0-9._:@+=/-]{1,128}"
+# Modal's proxy auth (a web endpoint with ``requires_proxy_auth``), spelt as Modal does.
+MODAL_KEY_HEADER: Final = "Modal-Key"
+MODAL_SECRET_HEADER: Final = "Modal-Secret"
+MODAL_KEY_ENV: Final = "MODAL_KEY"
+MODAL_SECRET_ENV: Final = "MODAL_SECRET"
+
+# --------------------------------------------------------------------------- environment
+
+DEFAULT_URL: Final = "http://127.0.0.1:8000"  # where ``scopegen serve`` listens by default
+TOKEN_ENV: Final = "SCOPEGEN_TOKEN"  # the server's token, and every client's fallback
+ENV_FALLBACK_PREFIX: Final = "SCOPEGEN"  # clients fall back to SCOPEGEN_URL / SCOPEGEN_TOKEN
+
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+
+
+def env_prefix(package: str) -> str:
+    """The prefix of a client package's environment variables: ``<PREFIX>_URL``, ``_TOKEN``.
+
+    ``model_tools`` -> ``MODEL_TOOLS``, ``_probe_`` -> ``PROBE``: runs of
+    anything but letters and digits become one ``_``, the ends are stripped,
+    and the rest is upper-cased. A prefix that would be empty or start with a
+    digit (not a shell variable name) gets ``SCOPEGEN`` in front. The client,
+    its README, ``mcp.json`` and ``scopegen deploy`` all name variables
+    through this one function.
+    """
+    words = _NOT_ALNUM.sub("_", package).strip("_").upper()
+    if not words:
+        return ENV_FALLBACK_PREFIX
+    if words[0].isdigit():
+        return f"{ENV_FALLBACK_PREFIX}_{words}"
+    return words
+
+
+# --------------------------------------------------------------------------- client policy
+
+# GPU calls are slow: wait long for an answer, but not for a connection.
+READ_TIMEOUT: Final = 600.0
+CONNECT_TIMEOUT: Final = 10.0
+MANIFEST_TIMEOUT: Final = 30.0  # reading /v1/functions (the MCP bridge at start-up)
+# Retries happen only when the call certainly did not run (a connection that was
+# never made, or a status in RETRY_STATUSES), with exponential backoff and jitter.
+MAX_RETRIES: Final = 2
+INITIAL_RETRY_DELAY: Final = 0.5
+MAX_RETRY_DELAY: Final = 8.0
+RETRY_JITTER: Final = 0.25  # each delay is shortened by up to this fraction
+MAX_RETRY_AFTER: Final = 60.0  # a longer Retry-After is ignored (the backoff applies)
+# Modal answers a call that runs past 150 s with a 303 to poll, again and again.
+MAX_REDIRECTS: Final = 1000
+
+
+def retry_delay(retries: int, retry_after: str | None, jitter: float) -> float:
+    """Seconds to wait before retry number ``retries + 1``; ``jitter`` is in [0, 1).
+
+    A server's ``Retry-After`` (in seconds, at most ``MAX_RETRY_AFTER``) wins;
+    otherwise the delay doubles from ``INITIAL_RETRY_DELAY`` up to
+    ``MAX_RETRY_DELAY``, shortened by up to ``RETRY_JITTER``. The generated
+    client renders the same rule into its ``_base_client.py``.
+    """
+    if retry_after is not None:
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            seconds = -1.0
+        if 0.0 <= seconds <= MAX_RETRY_AFTER:
+            return seconds
+    delay = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2.0**retries)
+    return delay * (1.0 - RETRY_JITTER * jitter)
+
+
+# --------------------------------------------------------------------------- error codes
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    """One row of the error table: every error body is ``{"error": {"code", "message", ...}}``.
+
+    ``ran``: whether the function ran (or started) before this answer; ``retry``:
+    the clients retry it (only answers where it certainly did not run).
+    ``fields``: what the error object carries besides ``code`` and ``message``.
+    ``on_call``: a POST to an exposed function can get it (OpenAPI documents it
+    there). ``for_status``: the client class for a bare answer of this status
+    (no scopegen error body: a proxy in between, an old server).
+    """
+
+    code: str
+    status: int
+    client_class: str
+    summary: str  # a few words, for the client's exception tree
+    description: str  # one sentence, for OpenAPI and the docs
+    ran: bool = False
+    retry: bool = False
+    fields: tuple[str, ...] = ()
+    on_call: bool = True
+    for_status: bool = True
+
+
+ERRORS: Final[tuple[ErrorCode, ...]] = (
+    ErrorCode(
+        "bad_request",
+        400,
+        "BadRequest",
+        "the body was not a JSON object",
+        "The body is not valid JSON, or not a JSON object.",
+    ),
+    ErrorCode(
+        "unauthorized",
+        401,
+        "Unauthorized",
+        "token missing or wrong",
+        "A token is configured and the bearer token is missing or wrong.",
+    ),
+    ErrorCode(
+        "unknown_function",
+        404,
+        "UnknownFunction",
+        "the server does not expose that function",
+        "No exposed function of that name.",
+        on_call=False,
+        for_status=False,
+    ),
+    ErrorCode(
+        "not_found",
+        404,
+        "NotFound",
+        "no such route (check base_url)",
+        "No such route.",
+        on_call=False,
+    ),
+    ErrorCode(
+        "method_not_allowed",
+        405,
+        "MethodNotAllowed",
+        "wrong HTTP method for the route",
+        "Wrong method on a known route; the Allow header names the right one.",
+        on_call=False,
+    ),
+    ErrorCode(
+        "payload_too_large",
+        413,
+        "PayloadTooLarge",
+        "the arguments are too big",
+        "The body is over the server's limit.",
+    ),
+    ErrorCode(
+        "invalid_arguments",
+        422,
+        "InvalidArguments",
+        ".details lists each bad argument",
+        "Missing, unexpected or wrongly typed arguments.",
+        fields=("details",),
+    ),
+    ErrorCode(
+        "function_error",
+        500,
+        "FunctionError",
+        "the function raised (.remote_type, .remote_traceback)",
+        "The function raised.",
+        ran=True,
+        fields=("type", "traceback"),
+        for_status=False,
+    ),
+    ErrorCode(
+        "unserializable_result",
+        500,
+        "UnserializableResult",
+        "the function returned something not JSON",
+        "The function returned something that is not JSON.",
+        ran=True,
+        for_status=False,
+    ),
+    ErrorCode(
+        "unavailable",
+        503,
+        "ServiceUnavailable",
+        "the server could not take the call, after retries",
+        "Every worker is still running a call that ran past its timeout; this call did not run.",
+        retry=True,
+    ),
+    ErrorCode(
+        "timeout",
+        504,
+        "CallTimeout",
+        "the call ran past the server's per-call timeout",
+        "The call ran past the server's per-call timeout (it may still be running).",
+        ran=True,
+    ),
+)
+
+ERROR_BY_CODE: Final = {e.code: e for e in ERRORS}
+RETRY_STATUSES: Final = frozenset(e.status for e in ERRORS if e.retry)
+
+# The generated client's exceptions outside the table (``_exceptions.py`` draws the tree).
+CLIENT_BASE_ERRORS: Final = (
+    "ScopegenError",
+    "RemoteError",
+    "InvalidResponse",
+    "TransportError",
+    "ConnectionFailed",
+    "ConnectionLost",
+    "ResponseTimeout",
+    "InterfaceMismatchWarning",
+)
+CLIENT_ERROR_CLASSES: Final = frozenset(CLIENT_BASE_ERRORS) | {e.client_class for e in ERRORS}
+
+# --------------------------------------------------------------------------- reserved names
+
+# Names the generated package binds where an exposed function's name would go
+# (the package's ``__init__`` and the methods of ``Client`` / ``AsyncClient``).
+CLIENT_RESERVED_FUNCTION_NAMES: Final = CLIENT_ERROR_CLASSES | frozenset(
+    {
+        # Public names of the package's ``__init__``.
+        "AsyncClient",
+        "Client",
+        "NOT_GIVEN",
+        "NotGiven",
+        "types",
+        # Helpers its modules import, and builtins its annotations use.
+        "Any",
+        "INTERFACE_HASH",
+        "Literal",
+        "annotations",
+        "bool",
+        "dict",
+        "float",
+        "int",
+        "list",
+        "str",
+        "tuple",
+        # Attributes of Client / AsyncClient (methods share their namespace).
+        "base_url",
+        "close",
+        "max_retries",
+        "timeout",
+        "token",
+    }
+)
+
+# Names ``types.py`` binds where a named type of the interface would go: its
+# imports, and the builtins its annotations use.
+CLIENT_RESERVED_TYPE_NAMES: Final = frozenset(
+    {
+        "Any",
+        "BaseModel",
+        "ConfigDict",
+        "Enum",
+        "Field",
+        "Literal",
+        "annotations",
+        "bool",
+        "dict",
+        "float",
+        "int",
+        "list",
+        "str",
+        "tuple",
+    }
+)
+
+
+def reserved_function_name(name: str) -> bool:
+    """The generated client cannot name a function ``name`` (private, or a name it binds)."""
+    return name.startswith("_") or name in CLIENT_RESERVED_FUNCTION_NAMES
+
+
+def reserved_type_name(name: str) -> bool:
+    """The generated client cannot name a type ``name`` (private, or a name ``types.py`` binds)."""
+    return name.startswith("_") or name in CLIENT_RESERVED_TYPE_NAMES
