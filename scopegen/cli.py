@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -94,15 +94,19 @@ def serve(
     path: Annotated[Path, typer.Argument(help="The interface file.")],
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    # Options left unset (None) take ServerSettings' defaults: they are declared there once.
     call_timeout: Annotated[
-        float | None, typer.Option(help="Per-call timeout in seconds (504 past it).")
+        float | None,
+        typer.Option(help="Per-call timeout in seconds (504 past it; default: none)."),
     ] = None,
     max_concurrency: Annotated[
-        int, typer.Option(min=1, help="Sync calls that may run at once.")
-    ] = 1,
-    max_body: Annotated[int, typer.Option(min=1, help="Largest request body in bytes.")] = 64
-    * 1024
-    * 1024,
+        int | None,
+        typer.Option(help="Sync calls that may run at once (default: one at a time)."),
+    ] = None,
+    max_body: Annotated[
+        int | None,
+        typer.Option(help="Largest request body in bytes (413 past it; default: 64 MiB)."),
+    ] = None,
     models_dir: Annotated[
         Path | None, typer.Option(help="Folder of <org>--<name> model folders.")
     ] = None,
@@ -119,23 +123,23 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Reload on edits, keeping loaded models.")] = False,
 ) -> None:
     """Serve an interface file over HTTP (CPU by default)."""
-    from scopegen.commands.serve import run_serve
+    from scopegen.commands.serve import parse_model_overrides, run_serve, usage_error
+    from scopegen.server import ServerSettings
 
-    raise typer.Exit(
-        run_serve(
-            path,
-            host=host,
-            port=port,
+    given: dict[str, Any] = {"max_concurrency": max_concurrency, "max_body": max_body}
+    try:
+        settings = ServerSettings(
             call_timeout=call_timeout,
-            max_concurrency=max_concurrency,
-            max_body=max_body,
-            models_dir=models_dir,
-            models=model or [],
             access_log=access_log,
             hide_tracebacks=hide_tracebacks,
-            insecure=insecure,
-            reload=reload,
+            models_dir=str(models_dir) if models_dir is not None else None,
+            models=parse_model_overrides(model or []),
+            **{name: value for name, value in given.items() if value is not None},
         )
+    except ValueError as exc:
+        raise typer.Exit(usage_error(exc)) from None
+    raise typer.Exit(
+        run_serve(path, settings, host=host, port=port, reload=reload, insecure=insecure)
     )
 
 

@@ -11,44 +11,35 @@ from __future__ import annotations
 
 import gc
 import ipaddress
-import os
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["is_loopback", "parse_model_overrides", "run_serve"]
+if TYPE_CHECKING:
+    from scopegen.server import ServerSettings
+
+__all__ = ["is_loopback", "parse_model_overrides", "run_serve", "usage_error"]
 
 
 def run_serve(
     path: Path,
+    settings: ServerSettings,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
-    call_timeout: float | None = None,
-    max_concurrency: int = 1,
-    max_body: int = 64 * 1024 * 1024,
-    models_dir: Path | None = None,
-    models: Sequence[str] = (),
-    access_log: bool = True,
-    hide_tracebacks: bool = False,
-    insecure: bool = False,
     reload: bool = False,
+    insecure: bool = False,
 ) -> int:
     """Serve ``path`` until interrupted; return the process exit code.
 
+    ``settings`` are the server's (the CLI builds them from its options).
     ``reload`` re-executes the interface after each edit, keeping the values
-    of unchanged model-loading statements (see ``scopegen.server.reload._reloader``).
+    of unchanged model-loading statements (see ``scopegen.server.reload``).
+    ``insecure`` allows a non-loopback ``host`` without a token.
     """
-    try:
-        overrides = parse_model_overrides(models)
-    except ValueError as exc:
-        _err(f"scopegen serve: {exc}")
-        return 2
-    if call_timeout is not None and not call_timeout > 0:
-        _err("scopegen serve: --call-timeout must be a positive number of seconds")
-        return 2
-    token = os.environ.get("SCOPEGEN_TOKEN") or None
+    token = settings.token
     if token is None and not is_loopback(host) and not insecure:
         _err(
             f"scopegen serve: refusing to bind {host} without a token: anyone who can reach "
@@ -75,20 +66,9 @@ def run_serve(
         InterfaceImportError,
         InterfaceLoadError,
         ScopegenApp,
-        ServerSettings,
         create_app,
     )
 
-    settings = ServerSettings(
-        token=token,
-        call_timeout=call_timeout,
-        max_concurrency=max_concurrency,
-        max_body=max_body,
-        access_log=access_log,
-        hide_tracebacks=hide_tracebacks,
-        models_dir=str(models_dir) if models_dir is not None else None,
-        models=overrides,
-    )
     try:
         if reload:
             from scopegen.server.reload import Reloader
@@ -146,6 +126,16 @@ def run_serve(
         app.close()
         sock.close()
     return 0
+
+
+def usage_error(exc: ValueError) -> int:
+    """Report a bad option (a ``ServerSettings`` or ``--model`` complaint); exit code 2."""
+    message = str(exc)
+    field, sep, rest = message.partition(" ")
+    if sep and field.isidentifier() and "_" in field:
+        message = f"--{field.replace('_', '-')} {rest}"  # max_body -> --max-body
+    _err(f"scopegen serve: {message}")
+    return 2
 
 
 def parse_model_overrides(items: Sequence[str]) -> dict[str, str]:

@@ -1,4 +1,8 @@
-"""How one server instance behaves: the knobs of ``scopegen serve`` as a value."""
+"""How one server instance behaves: the knobs of ``scopegen serve`` as a value.
+
+The only place their defaults are written, ``$SCOPEGEN_TOKEN`` is read and
+their values are checked: the CLI passes on what was given and leaves the rest.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
+from scopegen.protocol import TOKEN_ENV
 from scopegen.runtime import ModelPaths
 
 __all__ = ["DEFAULT_MAX_BODY", "ServerSettings"]
@@ -16,7 +21,7 @@ DEFAULT_MAX_BODY = 64 * 1024 * 1024
 
 def _token_from_env() -> str | None:
     # An empty SCOPEGEN_TOKEN means "no token", not "the empty token".
-    return os.environ.get("SCOPEGEN_TOKEN") or None
+    return os.environ.get(TOKEN_ENV) or None
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,8 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, not {self.max_concurrency}")
-        if self.max_body < 0:
-            raise ValueError(f"max_body must be >= 0, not {self.max_body}")
+        if self.max_body < 1:
+            raise ValueError(f"max_body must be >= 1 byte, not {self.max_body}")
         if self.call_timeout is not None and not self.call_timeout > 0:
             raise ValueError(f"call_timeout must be > 0 seconds, not {self.call_timeout}")
 
