@@ -75,7 +75,7 @@ def model_dir_name(model_id: str) -> str:
 
 @dataclass
 class ModelPaths:
-    """Where ``get_model_path`` looks, in order (DESIGN §2)."""
+    """Where ``get_model_path`` looks, in order (README: "Writing an interface file")."""
 
     overrides: Mapping[str, str] = field(default_factory=dict)
     models_dir: str | None = None

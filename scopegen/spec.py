@@ -5,7 +5,7 @@ server's argument validation consume these objects; nothing else parses the
 source. All nodes are frozen dataclasses so they can be hashed, shared and
 compared.
 
-Wire types form a small closed language (DESIGN §2)::
+Wire types form a small closed language (``docs/protocol.md``, "Wire types")::
 
     WireType = Primitive | AnyType | ListType | TupleType | DictType
              | UnionType | LiteralType | RefType
@@ -222,7 +222,7 @@ class Interface:
     # ----------------------------------------------------------------- manifest
 
     def manifest(self) -> dict[str, Any]:
-        """The manifest of DESIGN §3 (``scopegen schema`` / ``GET /v1/functions``).
+        """The manifest (``scopegen schema`` / ``GET /v1/functions``; ``docs/protocol.md``).
 
         Each schema is self-contained: it carries the ``$defs`` it refers to, so
         a function's parameter schema can be handed to a validator or an MCP

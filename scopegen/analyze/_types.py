@@ -1,4 +1,4 @@
-"""Annotation expressions -> wire types (DESIGN §2), with the problems found on the way.
+"""Annotation expressions -> wire types (``docs/protocol.md``), with the problems found on the way.
 
 A problem is either "not a wire type" (SG003/SG004, depending on where the
 annotation sits) or "cannot be resolved in this file" (SG013, typed ``Any``).
@@ -202,7 +202,12 @@ class TypeConverter:
             )
             return spec.ANY
         problems.append(
-            Problem(node, "not_wire", f"`{_spelling(node)}` is not a wire type (see DESIGN §2)")
+            Problem(
+                node,
+                "not_wire",
+                f"`{_spelling(node)}` is not a wire type (the README's \"Writing an interface"
+                ' file" lists them)',
+            )
         )
         return spec.ANY
 

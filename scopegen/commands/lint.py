@@ -1,6 +1,6 @@
 """``scopegen lint``: analysis results as reports.
 
-Formats (DESIGN §3): text (ruff-like, with the source line), json, github
+Formats (README: "scopegen lint"): text (ruff-like, with the source line), json, github
 workflow commands, SARIF 2.1.0. Exit codes: 0 clean, 1 failing findings,
 2 usage error or unreadable path.
 """

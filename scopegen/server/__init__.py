@@ -1,4 +1,4 @@
-"""The scopegen RPC server (protocol v1, DESIGN §4): raw ASGI + orjson.
+"""The scopegen RPC server (protocol v1, ``docs/protocol.md``): raw ASGI + orjson.
 
 ``create_app(path_or_analysis, settings)`` lints, imports and reconciles an
 interface file and returns the ASGI application; ``scopegen serve`` runs it

@@ -1,4 +1,4 @@
-"""Protocol v1 over real HTTP: every row of DESIGN §4's tables against uvicorn on 127.0.0.1.
+"""Protocol v1 over real HTTP: every row of docs/protocol.md's tables against uvicorn on 127.0.0.1.
 
 One server (token, 0.5 s call timeout, 64 KiB body limit) answers every bad
 request in turn; the last tests check it still answers correctly, under 200
