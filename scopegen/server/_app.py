@@ -233,12 +233,13 @@ class ScopegenApp:
         auth: bytes | None = None
         clen: bytes | None = None
         given: bytes | None = None
+        authorization, request_id = _AUTHORIZATION, _REQUEST_ID  # locals: read per header
         for key, value in scope["headers"]:
-            if key == _AUTHORIZATION:
+            if key == authorization:
                 auth = value
             elif key == b"content-length":
                 clen = value
-            elif key == _REQUEST_ID:
+            elif key == request_id:
                 given = value
         rid = given if given is not None and _REQUEST_ID_OK.fullmatch(given) else self._new_id()
         if path.startswith(_CALL_PREFIX):
