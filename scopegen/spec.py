@@ -1,9 +1,8 @@
-"""The interface IR: what the analyzer learns from ``interface.py``.
+"""The interface IR: what the analyzer learns from ``interface.py``, and small queries on it.
 
-Every emitter (client, Modal app, OpenAPI, manifest, lint report) and the
-server's argument validation consume these objects; nothing else parses the
-source. All nodes are frozen dataclasses so they can be hashed, shared and
-compared.
+Every emitter (client, Modal app, OpenAPI, JSON Schema) and the server's
+argument validation consume these objects; nothing else parses the source.
+All nodes are frozen dataclasses so they can be hashed, shared and compared.
 
 Wire types form a small closed language (``docs/protocol.md``, "Wire types")::
 
@@ -12,18 +11,29 @@ Wire types form a small closed language (``docs/protocol.md``, "Wire types")::
 
 ``RefType`` names a ``TypeDef`` (``ObjectDef`` for TypedDict / dataclass /
 BaseModel, ``EnumDef`` for Enum) that lives in ``Interface.types``.
+
+The queries are what every consumer would otherwise write again: ``union``
+(normalisation), ``fits`` (does a JSON value fit a type), ``admits_none``,
+``referenced_types``, and ``python_type``, the one Python spelling of a wire
+type (the lint messages and the client emitter both use it).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeAlias
 
 import orjson
 
 __all__ = [
+    "ANY",
+    "BOOL",
+    "FLOAT",
+    "INT",
+    "NONE",
+    "STR",
     "AnyType",
     "DictType",
     "EnumDef",
@@ -33,7 +43,7 @@ __all__ = [
     "JSONValue",
     "ListType",
     "LiteralType",
-    "Location",
+    "LiteralValue",
     "ObjectDef",
     "ParamKind",
     "Parameter",
@@ -43,7 +53,13 @@ __all__ = [
     "TypeDef",
     "UnionType",
     "WireType",
-    "type_to_python",
+    "admits_none",
+    "fits",
+    "iter_refs",
+    "py_str",
+    "python_type",
+    "referenced_types",
+    "union",
 ]
 
 JSONValue: TypeAlias = (
@@ -53,8 +69,6 @@ LiteralValue: TypeAlias = bool | int | str | None
 PrimitiveName = Literal["str", "int", "float", "bool", "none"]
 ParamKind = Literal["positional_or_keyword", "keyword_only", "var_keyword"]
 ObjectKind = Literal["typeddict", "dataclass", "basemodel"]
-
-SPEC_VERSION = 1
 
 
 # --------------------------------------------------------------------------- wire types
@@ -157,12 +171,6 @@ TypeDef: TypeAlias = ObjectDef | EnumDef
 
 
 @dataclass(frozen=True, slots=True)
-class Location:
-    line: int
-    column: int
-
-
-@dataclass(frozen=True, slots=True)
 class Parameter:
     name: str
     type: WireType
@@ -186,7 +194,6 @@ class Function:
     returns: WireType
     doc: str | None = None
     is_async: bool = False
-    location: Location = field(default=Location(1, 0), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +206,8 @@ class Interface:
     model_ids: tuple[str, ...] = ()
     # File name relative to nothing in particular (``interface.py``); never absolute.
     source_name: str = "interface.py"
+    # ``hash``, once computed; ``dataclasses.replace`` starts a copy without it.
+    _hash: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def function(self, name: str) -> Function | None:
         for fn in self.functions:
@@ -211,101 +220,113 @@ class Interface:
 
     @property
     def hash(self) -> str:
-        """Stable content hash of the callable surface (not of whitespace or bodies)."""
-        payload = {
-            "functions": [_function_json(f, {}) for f in self.functions],
-            "types": [typedef_schema(t) | {"name": t.name} for t in self.types],
-        }
-        digest = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
-        return digest.hexdigest()[:16]
+        """Content hash of the callable surface: names, parameters, defaults and types.
 
-    # ----------------------------------------------------------------- manifest
-
-    def manifest(self) -> dict[str, Any]:
-        """The manifest (``scopegen schema`` / ``GET /v1/functions``; ``docs/protocol.md``).
-
-        Each schema is self-contained: it carries the ``$defs`` it refers to, so
-        a function's parameter schema can be handed to a validator or an MCP
-        client on its own.
+        Docstrings, bodies and the source text of non-literal defaults are left
+        out, so only an edit that changes how the interface is called makes a
+        client built earlier warn.
         """
-        types = self.type_map()
-        return {
-            "scopegen": SPEC_VERSION,
-            "name": self.name,
-            "source": self.source_name,
-            "hash": self.hash,
-            "models": list(self.model_ids),
-            "functions": [_function_json(f, types) for f in self.functions],
-        }
-
-    def manifest_json(self) -> bytes:
-        return orjson.dumps(self.manifest(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
-
-    def parameters_schema(self, fn: Function) -> dict[str, Any]:
-        return _params_schema(fn, self.type_map())
-
-    def returns_schema(self, fn: Function) -> dict[str, Any]:
-        return _with_defs(type_schema(fn.returns), [fn.returns], self.type_map())
+        digest = self._hash
+        if digest is None:
+            payload = {"functions": _surface(self.functions), "types": _surface(self.types)}
+            data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+            digest = hashlib.sha256(data).hexdigest()[:16]
+            object.__setattr__(self, "_hash", digest)
+        return digest
 
 
-# --------------------------------------------------------------------------- JSON Schema
+# Fields that say nothing about how a function is called.
+_NOT_SURFACE = frozenset({"doc", "default_source"})
 
 
-def type_schema(t: WireType) -> dict[str, Any]:
-    """JSON Schema of a wire type; named types become ``$ref: #/$defs/Name``."""
-    if isinstance(t, Primitive):
-        return {"type": "null" if t.name == "none" else _JSON_NAMES[t.name]}
+def _surface(value: Any) -> Any:
+    """IR nodes as plain JSON data (tagged with their class), without ``_NOT_SURFACE``."""
+    if isinstance(value, tuple):
+        return [_surface(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        out: dict[str, Any] = {"": type(value).__name__}
+        for f in fields(value):
+            if f.name not in _NOT_SURFACE and f.init:
+                out[f.name] = _surface(getattr(value, f.name))
+        return out
+    return value  # JSON values (defaults, literals) and names
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def union(options: Iterable[WireType]) -> WireType:
+    """``a | b``, normalised: nested unions flattened, duplicates dropped, None last.
+
+    A union with ``Any`` is ``Any``; a union of one option is that option.
+    """
+    flat: list[WireType] = []
+    for o in options:
+        for x in o.options if isinstance(o, UnionType) else (o,):
+            if x not in flat:
+                flat.append(x)
+    if any(isinstance(x, AnyType) for x in flat):
+        return ANY
+    # None goes last, as people write it (``str | None``).
+    flat.sort(key=lambda x: x == NONE)
+    return flat[0] if len(flat) == 1 else UnionType(tuple(flat))
+
+
+def admits_none(t: WireType) -> bool:
+    """Does ``null`` fit ``t``?"""
     if isinstance(t, AnyType):
-        return {}
-    if isinstance(t, ListType):
-        return {"type": "array"} | ({"items": type_schema(t.item)} if t.item else {})
-    if isinstance(t, TupleType):
-        if t.variadic:
-            return {"type": "array", "items": type_schema(t.items[0])}
-        n = len(t.items)
-        return {
-            "type": "array",
-            "prefixItems": [type_schema(i) for i in t.items],
-            "items": False,
-            "minItems": n,
-            "maxItems": n,
-        }
-    if isinstance(t, DictType):
-        schema: dict[str, Any] = {"type": "object"}
-        if t.value is not None:
-            schema["additionalProperties"] = type_schema(t.value)
-        return schema
+        return True
+    if isinstance(t, Primitive):
+        return t.name == "none"
     if isinstance(t, UnionType):
-        return {"anyOf": [type_schema(o) for o in t.options]}
+        return any(admits_none(o) for o in t.options)
     if isinstance(t, LiteralType):
-        if len(t.values) == 1:
-            return {"const": t.values[0]}
-        return {"enum": list(t.values)}
-    return {"$ref": f"#/$defs/{t.name}"}
+        return None in t.values
+    return False
 
 
-_JSON_NAMES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+def _same_json(a: JSONValue, b: JSONValue) -> bool:
+    # ``True == 1`` in Python; on the wire they differ.
+    return type(a) is type(b) and a == b
 
 
-def typedef_schema(t: TypeDef) -> dict[str, Any]:
-    if isinstance(t, EnumDef):
-        schema: dict[str, Any] = {"title": t.name, "enum": [v for _, v in t.members]}
-    else:
-        props: dict[str, Any] = {}
-        for f in t.fields:
-            p = type_schema(f.type)
-            if f.has_default:
-                p = p | {"default": f.default}
-            props[f.name] = p
-        schema = {
-            "title": t.name,
-            "type": "object",
-            "properties": props,
-            "required": [f.name for f in t.fields if f.required],
-        }
-    if t.doc:
-        schema["description"] = t.doc
-    return schema
+def fits(value: JSONValue, t: WireType | None, types: Mapping[str, TypeDef]) -> bool:
+    """Would the server accept the JSON value ``value`` for ``t``? Strict JSON typing.
+
+    ``None`` for ``t`` is the item of a bare ``list`` / ``dict``: anything fits.
+    """
+    if t is None or isinstance(t, AnyType):
+        return True
+    if isinstance(t, Primitive):
+        if t.name == "none":
+            return value is None
+        if t.name == "bool":
+            return isinstance(value, bool)
+        if t.name == "int":
+            return isinstance(value, int) and not isinstance(value, bool)
+        if t.name == "float":
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, str)
+    if isinstance(t, UnionType):
+        return any(fits(value, o, types) for o in t.options)
+    if isinstance(t, LiteralType):
+        return any(_same_json(value, v) for v in t.values)
+    if isinstance(t, ListType):
+        return isinstance(value, list) and all(fits(v, t.item, types) for v in value)
+    if isinstance(t, TupleType):
+        if not isinstance(value, list):
+            return False
+        if t.variadic:
+            return all(fits(v, t.items[0], types) for v in value)
+        return len(value) == len(t.items) and all(
+            fits(v, i, types) for v, i in zip(value, t.items, strict=True)
+        )
+    if isinstance(t, DictType):
+        return isinstance(value, dict) and all(fits(v, t.value, types) for v in value.values())
+    td = types.get(t.name)
+    if isinstance(td, EnumDef):
+        return any(_same_json(value, v) for _, v in td.members)
+    return isinstance(value, dict)
 
 
 def iter_refs(t: WireType | None) -> Iterator[str]:
@@ -317,7 +338,7 @@ def iter_refs(t: WireType | None) -> Iterator[str]:
         yield from iter_refs(t.item)
     elif isinstance(t, DictType):
         yield from iter_refs(t.value)
-    elif isinstance(t, (TupleType)):
+    elif isinstance(t, TupleType):
         for i in t.items:
             yield from iter_refs(i)
     elif isinstance(t, UnionType):
@@ -341,68 +362,63 @@ def referenced_types(roots: list[WireType], types: Mapping[str, TypeDef]) -> lis
     return sorted(seen)
 
 
-def _with_defs(
-    schema: dict[str, Any], roots: list[WireType], types: Mapping[str, TypeDef]
-) -> dict[str, Any]:
-    names = referenced_types(roots, types)
-    if names:
-        schema = schema | {"$defs": {n: typedef_schema(types[n]) for n in names}}
-    return schema
-
-
-def _params_schema(fn: Function, types: Mapping[str, TypeDef]) -> dict[str, Any]:
-    props: dict[str, Any] = {}
-    extra: dict[str, Any] | bool = False
-    for p in fn.params:
-        if p.kind == "var_keyword":
-            extra = type_schema(p.type)
-            continue
-        s = type_schema(p.type)
-        if p.has_default and p.default_is_literal:
-            s = s | {"default": p.default}
-        props[p.name] = s
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": props,
-        "required": [p.name for p in fn.params if p.required],
-        "additionalProperties": extra,
-    }
-    return _with_defs(schema, [p.type for p in fn.params], types)
-
-
-def _function_json(fn: Function, types: Mapping[str, TypeDef]) -> dict[str, Any]:
-    return {
-        "name": fn.name,
-        "doc": fn.doc,
-        "async": fn.is_async,
-        "parameters": _params_schema(fn, types),
-        "returns": _with_defs(type_schema(fn.returns), [fn.returns], types),
-    }
-
-
 # --------------------------------------------------------------------------- Python spelling
 
 
-def type_to_python(t: WireType, *, any_name: str = "Any") -> str:
-    """How a wire type is spelled in generated Python (``list[float] | None``)."""
+def py_str(s: str) -> str:
+    """A Python string literal, double-quoted when that needs no escapes."""
+    text = repr(s)
+    if text.startswith("'") and '"' not in s:
+        text = '"' + text[1:-1].replace("\\'", "'") + '"'
+    return text
+
+
+def python_type(
+    t: WireType | None, ref: Callable[[str], str] = str, used: set[str] | None = None
+) -> str:
+    """How a wire type is spelled in Python: ``list[Item] | None``, ``Literal["a"] | None``.
+
+    ``ref`` spells a named type (the client writes ``types.Item``); ``used``, when
+    given, collects the ``typing`` names the spelling needs (``Any``, ``Literal``).
+    ``None`` for ``t`` is the item of a bare ``list`` / ``dict``: ``Any``.
+    """
+    if t is None or isinstance(t, AnyType):
+        if used is not None:
+            used.add("Any")
+        return "Any"
     if isinstance(t, Primitive):
         return "None" if t.name == "none" else t.name
-    if isinstance(t, AnyType):
-        return any_name
     if isinstance(t, ListType):
-        inner = type_to_python(t.item, any_name=any_name) if t.item else any_name
-        return f"list[{inner}]"
+        return f"list[{python_type(t.item, ref, used)}]"
     if isinstance(t, TupleType):
         if t.variadic:
-            return f"tuple[{type_to_python(t.items[0], any_name=any_name)}, ...]"
+            return f"tuple[{python_type(t.items[0], ref, used)}, ...]"
         if not t.items:
             return "tuple[()]"
-        return "tuple[" + ", ".join(type_to_python(i, any_name=any_name) for i in t.items) + "]"
+        return "tuple[" + ", ".join(python_type(i, ref, used) for i in t.items) + "]"
     if isinstance(t, DictType):
-        inner = type_to_python(t.value, any_name=any_name) if t.value else any_name
-        return f"dict[str, {inner}]"
+        return f"dict[str, {python_type(t.value, ref, used)}]"
+    if isinstance(t, (UnionType, LiteralType)):
+        parts = list(dict.fromkeys(_union_parts(t, ref, used)))
+        # ``X | None`` reads better than ``None | X`` (and linters ask for it).
+        if "None" in parts:
+            parts.remove("None")
+            parts.append("None")
+        return " | ".join(parts)
+    return ref(t.name)
+
+
+def _union_parts(t: WireType, ref: Callable[[str], str], used: set[str] | None) -> list[str]:
     if isinstance(t, UnionType):
-        return " | ".join(type_to_python(o, any_name=any_name) for o in t.options)
+        return [part for option in t.options for part in _union_parts(option, ref, used)]
     if isinstance(t, LiteralType):
-        return "Literal[" + ", ".join(repr(v) for v in t.values) + "]"
-    return t.name
+        # ``Literal[None, ...]`` is spelled ``Literal[...] | None``.
+        values = [v for v in t.values if v is not None]
+        parts = ["None"] if len(values) < len(t.values) else []
+        if values:
+            if used is not None:
+                used.add("Literal")
+            shown = (py_str(v) if isinstance(v, str) else repr(v) for v in values)
+            parts.insert(0, "Literal[" + ", ".join(shown) + "]")
+        return parts
+    return [python_type(t, ref, used)]

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import ast
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-from scopegen import spec
 from scopegen.analyze._diagnostics import Diagnostic
-from scopegen.analyze._facts import Facts, collect_facts
-from scopegen.analyze.rules import RULES, Finding, function_ir_params, model_id_of
+from scopegen.analyze._facts import collect_facts
+from scopegen.analyze._ir import build_interface
+from scopegen.analyze.rules import PARSE_ERROR, RULES, Finding
 from scopegen.spec import Interface
 
 
@@ -34,10 +32,6 @@ class Analysis:
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "warning"]
 
     @property
     def ok(self) -> bool:
@@ -65,30 +59,19 @@ def analyze_source(source: str, path: str = "interface.py", *, name: str | None 
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
-        diag = _syntax_error(source, path, exc)
-        empty = Interface(iname, (), source_name=source_name)
-        return Analysis(path, source, empty, (diag,))
+        diag = PARSE_ERROR.syntax_error(source, path, exc)
     except Exception as exc:  # libcst's parser can fail on odd input in other ways
-        diag = Diagnostic(path, 1, 1, 1, 1, "SG000", "error", f"cannot parse: {exc}")
-        return Analysis(path, source, Interface(iname, (), source_name=source_name), (diag,))
-    try:
-        return _analyze_module(module, source, path, iname, source_name)
-    except RecursionError:
-        diag = Diagnostic(
-            path, 1, 1, 1, 1, "SG000", "error", "the file is nested too deeply to analyze"
-        )
-    except Exception as exc:  # an analyzer bug must not become a traceback for the user
-        diag = Diagnostic(
-            path,
-            1,
-            1,
-            1,
-            1,
-            "SG000",
-            "error",
-            f"internal analyzer error on {source_name}: {type(exc).__name__}: {exc}"
-            " (please report it)",
-        )
+        diag = PARSE_ERROR.at_start(path, PARSE_ERROR.CANNOT_PARSE.format(error=exc))
+    else:
+        try:
+            return _analyze_module(module, source, path, iname, source_name)
+        except RecursionError:
+            diag = PARSE_ERROR.at_start(path, PARSE_ERROR.TOO_DEEP)
+        except Exception as exc:  # an analyzer bug must not become a traceback for the user
+            error = f"{type(exc).__name__}: {exc}"
+            diag = PARSE_ERROR.at_start(
+                path, PARSE_ERROR.INTERNAL.format(file=source_name, error=error)
+            )
     return Analysis(path, source, Interface(iname, (), source_name=source_name), (diag,))
 
 
@@ -100,64 +83,14 @@ def _analyze_module(
     for rule in RULES:
         for f in rule.check(facts):
             findings.append((f, rule.CODE, rule.SEVERITY))
-    diagnostics = _diagnostics(module, source, path, findings)
-    interface = _interface(facts, module, source, iname, source_name)
     return Analysis(
         path,
         source,
-        interface,
-        diagnostics,
+        build_interface(facts, iname, source_name),
+        _diagnostics(module, source, path, findings),
         tuple(dict.fromkeys(facts.names.imported_modules)),
         module,
     )
-
-
-def _interface(
-    facts: Facts, module: cst.Module, source: str, iname: str, source_name: str
-) -> Interface:
-    lines = _def_lines(source)
-    functions: list[spec.Function] = []
-    seen: set[str] = set()
-    for fn in facts.functions:
-        if fn.name in seen:
-            continue
-        seen.add(fn.name)
-        functions.append(
-            spec.Function(
-                name=fn.name,
-                params=function_ir_params(fn, module),
-                returns=fn.returns,
-                doc=fn.node.get_docstring(clean=True) or None,
-                is_async=fn.node.asynchronous is not None,
-                location=spec.Location(lines.get(fn.name, 1), 0),
-            )
-        )
-    model_ids: list[str] = []
-    for call in facts.model_path_calls:
-        mid = model_id_of(call)
-        if mid is not None and mid not in model_ids:
-            model_ids.append(mid)
-    used = spec.referenced_types(
-        [p.type for f in functions for p in f.params] + [f.returns for f in functions],
-        facts.converter.typedefs,
-    )
-    types = tuple(facts.converter.typedefs[n] for n in used)
-    return Interface(iname, tuple(functions), types, tuple(model_ids), source_name)
-
-
-_DEF_RE = re.compile(r"^(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
-
-
-def _def_lines(source: str) -> dict[str, int]:
-    # Line numbers of module-level defs for the IR, without a position pass over
-    # the whole tree (that costs more than the parse on large files).
-    out: dict[str, int] = {}
-    line, pos = 1, 0
-    for m in _DEF_RE.finditer(source):
-        line += source.count("\n", pos, m.start())
-        pos = m.start()
-        out.setdefault(m.group(1), line)
-    return out
 
 
 def _diagnostics(
@@ -209,43 +142,6 @@ def _suppressed(lines: list[str], line: int, code: str) -> bool:
     if codes is None:
         return True
     return code in {c.strip().upper() for c in codes.split(",")}
-
-
-def _syntax_error(source: str, path: str, exc: cst.ParserSyntaxError) -> Diagnostic:
-    # CPython's own message and position are what users know; libcst's parser
-    # disagrees on a few constructs, so fall back to its message then.
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarnings are noise here
-            ast.parse(source, filename=path)
-    except SyntaxError as err:
-        line = err.lineno or 1
-        col = err.offset or 1
-        end_line = err.end_lineno or line
-        end_col = err.end_offset or col
-        return Diagnostic(
-            path,
-            line,
-            col,
-            end_line,
-            max(end_col, col),
-            "SG000",
-            "error",
-            f"syntax error: {err.msg}",
-        )
-    except (ValueError, RecursionError, MemoryError) as err:
-        return Diagnostic(path, 1, 1, 1, 1, "SG000", "error", f"cannot parse: {err}")
-    msg = str(exc).splitlines()[0] if str(exc) else "syntax error"
-    return Diagnostic(
-        path,
-        exc.raw_line,
-        exc.raw_column + 1,
-        exc.raw_line,
-        exc.raw_column + 1,
-        "SG000",
-        "error",
-        msg,
-    )
 
 
 def analyze_file(path: str | Path, *, name: str | None = None) -> Analysis:

@@ -123,8 +123,9 @@ class ModuleNames:
     def qualify(self, node: cst.BaseExpression) -> str | None:
         """Qualified name of a Name/Attribute, resolved through imports.
 
-        Unbound bare names come back as themselves (builtins, injected globals);
-        local classes come back as ``<local>.Name``.
+        Unbound bare names come back as themselves (builtins, injected globals).
+        A class defined in this file has no qualified name (``None``): see
+        ``local_class``, so that a local ``class list`` never reads as the builtin.
         """
         d = dotted(node)
         if d is None:
@@ -133,10 +134,16 @@ class ModuleNames:
         if head in self.imports:
             base = self.imports[head]
         elif head in self.classes and not rest:
-            return f"<local>.{head}"
+            return None
         else:
             base = head
         return f"{base}.{rest}" if rest else base
+
+    def local_class(self, node: cst.BaseExpression) -> str | None:
+        """The name of the class ``node`` refers to, when that class is defined in this file."""
+        if isinstance(node, cst.Name) and node.value in self.classes:
+            return None if node.value in self.imports else node.value
+        return None
 
     def is_bound(self, name: str) -> bool:
         return (

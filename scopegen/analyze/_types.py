@@ -1,13 +1,15 @@
 """Annotation expressions -> wire types (``docs/protocol.md``), with the problems found on the way.
 
-A problem is either "not a wire type" (SG003/SG004, depending on where the
-annotation sits) or "cannot be resolved in this file" (SG013, typed ``Any``).
-Classes defined in the file are converted once and cached.
+A ``Problem`` says what is wrong and where, as data; the rules decide which
+code it is (SG003 / SG004 by where the annotation sits, SG013 for a name that
+is not defined in the file) and word the message. Classes defined in the file
+are converted once and cached.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Literal
 
 import libcst as cst
@@ -16,16 +18,38 @@ from scopegen import spec
 from scopegen.analyze._names import ModuleNames
 from scopegen.analyze._values import literal_value
 
-__all__ = ["Problem", "TypeConverter"]
+__all__ = ["Problem", "Reason", "TypeConverter"]
 
-ProblemKind = Literal["not_wire", "unresolved"]
+Reason = Literal[
+    "unresolved",  # a name imported from elsewhere, or not bound at all
+    "not_wire",  # a name bound here (or imported) that is not a wire type
+    "not_a_type",  # an expression that is not a type (a call, a number, ...)
+    "bytes_annotation",  # b"..." as an annotation
+    "bad_string",  # a string annotation that does not parse
+    "alias_cycle",  # a type alias that refers to itself
+    "slice",  # ``x[a:b]`` in an annotation
+    "dict_arity",  # ``dict[...]`` without two arguments
+    "dict_key",  # ``dict[K, V]`` with a non-string key
+    "arity",  # ``list[a, b]``, ``Optional[a, b]``
+    "literal_value",  # ``Literal[1.5]``, ``Literal[f()]``
+    "class_not_wire",  # a class of this file that is no TypedDict/dataclass/model/Enum
+    "enum_value",  # an enum member without a literal str/int value
+    "enum_mixed",  # an enum with both str and int values
+]
 
 
 @dataclass(frozen=True)
 class Problem:
+    """What is wrong with one annotation, and where (the rules word it)."""
+
     node: cst.CSTNode
-    kind: ProblemKind
-    message: str
+    reason: Reason
+    # The annotation, class or member as written (``torch.Tensor``, ``np.ndarray[...]``).
+    subject: str = ""
+    # The qualified name behind ``subject`` (``torch.Tensor``, ``bytes``), when it is a name.
+    qualified: str = ""
+    # The type aliases the annotation went through, outermost first.
+    aliases: tuple[str, ...] = ()
 
 
 _BUILTIN_PRIMITIVES: dict[str, spec.WireType] = {
@@ -65,55 +89,6 @@ _ENUM = {
 }
 _TYPE_ALIAS = {"typing.TypeAlias", "typing_extensions.TypeAlias"}
 
-# Known non-wire types, with how to fix them. Matched on the qualified name,
-# then on its top-level package.
-_NOT_WIRE_HINTS: dict[str, str] = {
-    "bytes": "bytes are not JSON: return a base64 `str`",
-    "bytearray": "bytes are not JSON: return a base64 `str`",
-    "memoryview": "bytes are not JSON: return a base64 `str`",
-    "set": "use `list[...]` (JSON has no sets)",
-    "frozenset": "use `list[...]` (JSON has no sets)",
-    "typing.Set": "use `list[...]` (JSON has no sets)",
-    "typing.FrozenSet": "use `list[...]` (JSON has no sets)",
-    "complex": "return `[real, imag]` as `list[float]`",
-    "object": "use a concrete JSON type, or `Any`",
-    "type": "return the type's name as `str`",
-    "typing.Type": "return the type's name as `str`",
-    "typing.Callable": "callables cannot cross the wire",
-    "collections.abc.Callable": "callables cannot cross the wire",
-    "typing.Iterator": "return a `list[...]`",
-    "typing.Iterable": "use `list[...]`",
-    "typing.Generator": "return a `list[...]`",
-    "typing.AsyncIterator": "return a `list[...]`",
-    "typing.AsyncGenerator": "return a `list[...]`",
-    "collections.abc.Iterator": "return a `list[...]`",
-    "collections.abc.Iterable": "use `list[...]`",
-    "collections.abc.Generator": "return a `list[...]`",
-    "typing.Sequence": "use `list[...]`",
-    "collections.abc.Sequence": "use `list[...]`",
-    "typing.Mapping": "use `dict[str, ...]`",
-    "collections.abc.Mapping": "use `dict[str, ...]`",
-    "torch": "return a list: `.tolist()` (or a float: `.item()`)"
-    "|take `list[float]` and build the tensor inside: `torch.tensor(x)`",
-    "numpy": "return a list: `.tolist()` (or a number: `.item()`)"
-    "|take `list[float]` and build the array inside: `np.asarray(x)`",
-    "jax": "return a list: `.tolist()`|take `list[float]` and build the array inside",
-    "tensorflow": "return a list: `.numpy().tolist()`"
-    "|take `list[float]` and build the tensor inside",
-    "pandas": 'return records: `.to_dict(orient="records")`'
-    "|take `list[dict[str, Any]]` records and build the frame inside",
-    "PIL": "return the image as a base64 `str` (PNG bytes)"
-    "|take a base64 `str` and decode the image inside",
-    "transformers": "return plain data (str, numbers, lists, dicts), not model objects",
-}
-
-
-@dataclass
-class _Cached:
-    type: spec.WireType
-    problems: list[Problem] = field(default_factory=list)
-
-
 class TypeConverter:
     """Converts annotation expressions of one module, caching local classes."""
 
@@ -139,14 +114,12 @@ class TypeConverter:
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
             left = self._convert(node.left, problems)
             right = self._convert(node.right, problems)
-            return _union([left, right])
+            return spec.union([left, right])
         if isinstance(node, cst.Subscript):
             return self._subscript(node, problems)
         if isinstance(node, (cst.Name, cst.Attribute)):
             return self._named(node, problems)
-        problems.append(
-            Problem(node, "not_wire", "this annotation is not a type expression scopegen knows")
-        )
+        problems.append(Problem(node, "not_a_type"))
         return spec.ANY
 
     def _string_annotation(
@@ -154,21 +127,24 @@ class TypeConverter:
     ) -> spec.WireType:
         text = node.evaluated_value
         if not isinstance(text, str):
-            problems.append(Problem(node, "not_wire", "a bytes annotation is not a type"))
+            problems.append(Problem(node, "bytes_annotation"))
             return spec.ANY
         try:
             # A fragment, not the file: string annotations are parsed on their own.
             inner = cst.parse_expression(text.strip())
         except cst.ParserSyntaxError:
-            problems.append(Problem(node, "not_wire", f"cannot parse string annotation {text!r}"))
+            problems.append(Problem(node, "bad_string", text))
             return spec.ANY
         sub: list[Problem] = []
         t = self._convert(inner, sub)
         # Positions inside the string are meaningless in the file: report on the string.
-        problems.extend(Problem(node, p.kind, p.message) for p in sub)
+        problems.extend(dataclasses.replace(p, node=node) for p in sub)
         return t
 
     def _named(self, node: cst.Name | cst.Attribute, problems: list[Problem]) -> spec.WireType:
+        local = self.names.local_class(node)
+        if local is not None:
+            return self._local_class(local, node, problems)
         qn = self.names.qualify(node)
         assert qn is not None
         if qn in _BUILTIN_PRIMITIVES and not self._shadowed(node):
@@ -181,34 +157,10 @@ class TypeConverter:
             return spec.DictType()
         if qn in _TUPLE:
             return spec.TupleType((spec.ANY,), variadic=True)
-        if qn.startswith("<local>."):
-            return self._local_class(qn[len("<local>.") :], node, problems)
         if isinstance(node, cst.Name) and node.value in self.names.assignments:
             return self._alias(node.value, node, problems)
-        hint = _not_wire_hint(qn)
-        if hint is not None:
-            problems.append(
-                Problem(node, "not_wire", f"`{_spelling(node)}` is not a wire type: {hint}")
-            )
-            return spec.ANY
-        if self._is_unresolved(node):
-            problems.append(
-                Problem(
-                    node,
-                    "unresolved",
-                    f"`{_spelling(node)}` is not defined in this file; the client types it `Any`"
-                    " (define the type in the interface file to keep it typed)",
-                )
-            )
-            return spec.ANY
-        problems.append(
-            Problem(
-                node,
-                "not_wire",
-                f"`{_spelling(node)}` is not a wire type (the README's \"Writing an interface"
-                ' file" lists them)',
-            )
-        )
+        reason: Reason = "unresolved" if self._is_unresolved(node) else "not_wire"
+        problems.append(Problem(node, reason, _spelling(node), qn))
         return spec.ANY
 
     def _shadowed(self, node: cst.Name | cst.Attribute) -> bool:
@@ -221,7 +173,7 @@ class TypeConverter:
 
     def _alias(self, name: str, node: cst.CSTNode, problems: list[Problem]) -> spec.WireType:
         if name in self._alias_stack:
-            problems.append(Problem(node, "not_wire", f"type alias `{name}` refers to itself"))
+            problems.append(Problem(node, "alias_cycle", name))
             return spec.ANY
         value = self.names.assignments[name]
         self._alias_stack.append(name)
@@ -230,8 +182,7 @@ class TypeConverter:
             t = self._convert(value, sub)
         finally:
             self._alias_stack.pop()
-        for p in sub:
-            problems.append(Problem(node, p.kind, f"in type alias `{name}`: {p.message}"))
+        problems.extend(dataclasses.replace(p, node=node, aliases=(name, *p.aliases)) for p in sub)
         return t
 
     def _subscript(self, node: cst.Subscript, problems: list[Problem]) -> spec.WireType:
@@ -241,10 +192,14 @@ class TypeConverter:
             if isinstance(el.slice, cst.Index):
                 args.append(el.slice.value)
             else:
-                problems.append(Problem(el, "not_wire", "slices are not types"))
+                problems.append(Problem(el, "slice"))
                 return spec.ANY
         if qn is None:
-            problems.append(Problem(node, "not_wire", "this annotation is not a type expression"))
+            local = self.names.local_class(node.value)
+            if local is None:
+                problems.append(Problem(node, "not_a_type"))
+            else:
+                problems.append(Problem(node, "not_wire", f"{local}[...]", local))
             return spec.ANY
         if qn in _LIST:
             return spec.ListType(self._one(node, args, problems))
@@ -256,22 +211,16 @@ class TypeConverter:
             return spec.TupleType(tuple(self._convert(a, problems) for a in args))
         if qn in _DICT:
             if len(args) != 2:
-                problems.append(Problem(node, "not_wire", "`dict` takes two type arguments"))
+                problems.append(Problem(node, "dict_arity"))
                 return spec.DictType()
             key = self._convert(args[0], problems)
             if key != spec.STR and not _is_str_like(key, self.typedefs):
-                problems.append(
-                    Problem(
-                        args[0],
-                        "not_wire",
-                        "JSON object keys are strings: use `dict[str, ...]`",
-                    )
-                )
+                problems.append(Problem(args[0], "dict_key"))
             return spec.DictType(self._convert(args[1], problems))
         if qn in _OPTIONAL:
-            return _union([self._one(node, args, problems), spec.NONE])
+            return spec.union([self._one(node, args, problems), spec.NONE])
         if qn in _UNION:
-            return _union([self._convert(a, problems) for a in args])
+            return spec.union([self._convert(a, problems) for a in args])
         if qn in _LITERAL:
             return self._literal(args, problems)
         if qn in _ANNOTATED or qn in _REQUIRED:
@@ -279,34 +228,18 @@ class TypeConverter:
         if isinstance(node.value, cst.Name) and node.value.value in self.names.assignments:
             # Generic aliases are out of scope; treat the alias itself.
             return self._alias(node.value.value, node, problems)
-        hint = _not_wire_hint(qn)
-        if hint is not None:
-            problems.append(
-                Problem(
-                    node, "not_wire", f"`{_spelling(node.value)}[...]` is not a wire type: {hint}"
-                )
-            )
-            return spec.ANY
-        if isinstance(node.value, (cst.Name, cst.Attribute)) and self._is_unresolved(node.value):
-            problems.append(
-                Problem(
-                    node,
-                    "unresolved",
-                    f"`{_spelling(node.value)}` is not defined in this file;"
-                    " the client types it `Any`",
-                )
-            )
-            return spec.ANY
-        problems.append(
-            Problem(node, "not_wire", f"`{_spelling(node.value)}[...]` is not a wire type")
+        unresolved = isinstance(node.value, (cst.Name, cst.Attribute)) and self._is_unresolved(
+            node.value
         )
+        reason: Reason = "unresolved" if unresolved else "not_wire"
+        problems.append(Problem(node, reason, f"{_spelling(node.value)}[...]", qn))
         return spec.ANY
 
     def _one(
         self, node: cst.CSTNode, args: list[cst.BaseExpression], problems: list[Problem]
     ) -> spec.WireType:
         if len(args) != 1:
-            problems.append(Problem(node, "not_wire", "expected exactly one type argument"))
+            problems.append(Problem(node, "arity"))
             return spec.ANY
         return self._convert(args[0], problems)
 
@@ -321,14 +254,13 @@ class TypeConverter:
             if member is not None:
                 values.append(member)
                 continue
-            problems.append(Problem(a, "not_wire", "Literal values must be str, int, bool or None"))
+            problems.append(Problem(a, "literal_value"))
         return spec.LiteralType(tuple(values))
 
     def _enum_member(self, node: cst.BaseExpression) -> str | int | None:
         if not isinstance(node, cst.Attribute) or not isinstance(node.value, cst.Name):
             return None
-        qn = self.names.qualify(node.value)
-        if qn is None or not qn.startswith("<local>."):
+        if self.names.local_class(node.value) is None:
             return None
         td = self.typedefs.get(node.value.value)
         if td is None:
@@ -360,14 +292,7 @@ class TypeConverter:
             self._in_progress.discard(name)
         self._class_problems[name] = own
         if td is None:
-            problems.append(
-                Problem(
-                    node,
-                    "not_wire",
-                    f"class `{name}` is not a wire type: make it a TypedDict, @dataclass, "
-                    "pydantic BaseModel, or an Enum with str/int values",
-                )
-            )
+            problems.append(Problem(node, "class_not_wire", name))
             return spec.ANY
         self.typedefs[name] = td
         problems.extend(own)
@@ -375,21 +300,21 @@ class TypeConverter:
 
     def class_kind(self, cls: cst.ClassDef) -> str | None:
         for base in cls.bases:
-            qn = self.names.qualify(base.value)
-            if qn is None:
+            local = self.names.local_class(base.value)
+            if local is not None:
+                parent = self.names.classes[local]
+                if parent is not cls:
+                    kind = self.class_kind(parent)
+                    if kind is not None:
+                        return kind
                 continue
+            qn = self.names.qualify(base.value)
             if qn in _TYPEDDICT:
                 return "typeddict"
             if qn in _BASEMODEL:
                 return "basemodel"
             if qn in _ENUM:
                 return "enum"
-            if qn.startswith("<local>."):
-                parent = self.names.classes.get(qn[len("<local>.") :])
-                if parent is not None and parent is not cls:
-                    kind = self.class_kind(parent)
-                    if kind is not None:
-                        return kind
         for dec in cls.decorators:
             expr = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
             if self.names.qualify(expr) in _DATACLASS:
@@ -410,9 +335,8 @@ class TypeConverter:
         fields: dict[str, spec.Field] = {}
         # Inherited fields from local parents come first, as at run time.
         for base in cls.bases:
-            qn = self.names.qualify(base.value)
-            if qn and qn.startswith("<local>.") and base.keyword is None:
-                parent = qn[len("<local>.") :]
+            parent = self.names.local_class(base.value)
+            if parent is not None and base.keyword is None:
                 self._local_class(parent, base, problems)
                 ptd = self.typedefs.get(parent)
                 if isinstance(ptd, spec.ObjectDef):
@@ -495,19 +419,11 @@ class TypeConverter:
                 if ok and isinstance(v, (str, int)) and not isinstance(v, bool):
                     members.append((target.value, v))
                 else:
-                    problems.append(
-                        Problem(
-                            small.value,
-                            "not_wire",
-                            f"enum member `{cls.name.value}.{target.value}` needs a literal str or"
-                            " int value to cross the wire",
-                        )
-                    )
+                    subject = f"{cls.name.value}.{target.value}"
+                    problems.append(Problem(small.value, "enum_value", subject))
         kinds = {type(v) for _, v in members}
         if len(kinds) > 1:
-            problems.append(
-                Problem(cls.name, "not_wire", f"enum `{cls.name.value}` mixes str and int values")
-            )
+            problems.append(Problem(cls.name, "enum_mixed", cls.name.value))
         return spec.EnumDef(cls.name.value, tuple(members), doc)
 
 
@@ -520,39 +436,6 @@ def _is_str_like(t: spec.WireType, typedefs: dict[str, spec.TypeDef]) -> bool:
     return False
 
 
-def _union(options: list[spec.WireType]) -> spec.WireType:
-    flat: list[spec.WireType] = []
-    for o in options:
-        for x in o.options if isinstance(o, spec.UnionType) else (o,):
-            if x not in flat:
-                flat.append(x)
-    if any(isinstance(x, spec.AnyType) for x in flat):
-        return spec.ANY
-    # None goes last, as people write it (``str | None``).
-    flat.sort(key=lambda x: x == spec.NONE)
-    return flat[0] if len(flat) == 1 else spec.UnionType(tuple(flat))
-
-
-def _not_wire_hint(qn: str) -> str | None:
-    if qn in _NOT_WIRE_HINTS:
-        return _NOT_WIRE_HINTS[qn]
-    top = qn.split(".")[0]
-    return (
-        _NOT_WIRE_HINTS.get(top)
-        if top
-        in {
-            "torch",
-            "numpy",
-            "jax",
-            "tensorflow",
-            "pandas",
-            "PIL",
-            "transformers",
-        }
-        else None
-    )
-
-
 def _spelling(node: cst.BaseExpression) -> str:
     parts: list[str] = []
     while isinstance(node, cst.Attribute):
@@ -561,8 +444,3 @@ def _spelling(node: cst.BaseExpression) -> str:
     if isinstance(node, cst.Name):
         parts.append(node.value)
     return ".".join(reversed(parts)) or "?"
-
-
-def union(options: list[spec.WireType]) -> spec.WireType:
-    """Public for the analyzer: flatten and normalise a union."""
-    return _union(options)

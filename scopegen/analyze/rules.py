@@ -1,25 +1,31 @@
 """The rule catalog: SG000-SG013 (README: "Lint codes").
 
-Each rule is one class: code, severity, a one-paragraph docstring, ``VALID``
-and ``INVALID`` snippets (the test suite runs every one of them, so a rule
-cannot drift from its documentation), and a ``check`` that reads the facts the
-single traversal gathered. Codes are stable: a new rule takes a new code.
+Each rule is one class, as in Fixit: code, severity, name, a one-paragraph
+docstring, its message templates, ``VALID`` and ``INVALID`` examples that say
+where the rule reports (the test suite runs every one and checks the line and
+column of each report), and a ``check`` that reads the facts the single
+traversal gathered and decides what to report. Codes are stable: a new rule
+takes a new code.
 """
 
 from __future__ import annotations
 
+import ast
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import libcst as cst
 
-from scopegen import protocol, spec
-from scopegen.analyze._diagnostics import Severity
-from scopegen.analyze._facts import Facts, FunctionFacts
-from scopegen.analyze._values import literal_value
+from scopegen import protocol
+from scopegen.analyze._diagnostics import Diagnostic, Severity
+from scopegen.analyze._facts import Facts, FunctionFacts, ParamFacts
+from scopegen.analyze._ir import model_id_of
+from scopegen.analyze._types import Problem, Reason
+from scopegen.spec import admits_none, fits, python_type
 
-__all__ = ["RULES", "Finding", "Rule", "rule_by_code"]
+__all__ = ["RULES", "Finding", "Invalid", "Rule", "Valid"]
 
 
 @dataclass(frozen=True)
@@ -28,15 +34,57 @@ class Finding:
     message: str
 
 
+@dataclass(frozen=True)
+class Valid:
+    """An example the rule does not report."""
+
+    source: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """An example the rule reports at ``line``:``col`` (1-based, as lint prints them).
+
+    ``also`` lists further places, when the rule reports the example more than once.
+    """
+
+    source: str
+    line: int
+    col: int
+    also: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def reports(self) -> tuple[tuple[int, int], ...]:
+        """Every ``(line, col)`` the rule reports, in file order."""
+        return tuple(sorted([(self.line, self.col), *self.also]))
+
+
 class Rule:
     CODE: ClassVar[str]
     SEVERITY: ClassVar[Severity]
     NAME: ClassVar[str]
-    VALID: ClassVar[tuple[str, ...]]
-    INVALID: ClassVar[tuple[str, ...]]
+    MESSAGE: ClassVar[str]
+    VALID: ClassVar[tuple[Valid, ...]]
+    INVALID: ClassVar[tuple[Invalid, ...]]
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         return iter(())
+
+    def report(self, node: cst.CSTNode, template: str | None = None, **values: Any) -> Finding:
+        """A finding at ``node``: ``template`` (default ``MESSAGE``) filled with ``values``."""
+        return Finding(node, (template or self.MESSAGE).format(**values))
+
+
+def _return_of(fn: FunctionFacts) -> str:
+    return f"return type of `{fn.name}`"
+
+
+def _param_of(param: ParamFacts, fn: FunctionFacts) -> str:
+    return f"parameter `{param.name}` of `{fn.name}`"
+
+
+def _through_aliases(p: Problem, text: str) -> str:
+    return "".join(f"in type alias `{a}`: " for a in p.aliases) + text
 
 
 class ParseError(Rule):
@@ -46,9 +94,45 @@ class ParseError(Rule):
     CODE = "SG000"
     SEVERITY = "error"
     NAME = "parse-error"
-    VALID = ("@expose\ndef f(x: int) -> int:\n    return x\n",)
-    INVALID = ("@expose\ndef f(x: int) -> int\n    return x\n", "def (:\n")
-    # Reported by the analyzer itself when parsing fails.
+    MESSAGE = "syntax error: {error}"
+    CANNOT_PARSE = "cannot parse: {error}"
+    TOO_DEEP = "the file is nested too deeply to analyze"
+    INTERNAL = "internal analyzer error on {file}: {error} (please report it)"
+    VALID = (Valid("@expose\ndef f(x: int) -> int:\n    return x\n"),)
+    INVALID = (
+        Invalid("@expose\ndef f(x: int) -> int\n    return x\n", line=2, col=21),
+        Invalid("def (:\n", line=1, col=5),
+    )
+
+    # Nothing to check on facts: there are facts only when the file parsed.
+
+    def syntax_error(self, source: str, path: str, exc: cst.ParserSyntaxError) -> Diagnostic:
+        """The diagnostic for a file libcst could not parse."""
+        # CPython's own message and position are what users know; libcst's parser
+        # disagrees on a few constructs, so fall back to its message then.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # SyntaxWarnings are noise here
+                ast.parse(source, filename=path)
+        except SyntaxError as err:
+            line = err.lineno or 1
+            col = err.offset or 1
+            end = (err.end_lineno or line, max(err.end_offset or col, col))
+            return self._at(path, self.MESSAGE.format(error=err.msg), (line, col), end)
+        except (ValueError, RecursionError, MemoryError) as err:
+            return self.at_start(path, self.CANNOT_PARSE.format(error=err))
+        msg = str(exc).splitlines()[0] if str(exc) else "syntax error"
+        at = (exc.raw_line, exc.raw_column + 1)
+        return self._at(path, msg, at, at)
+
+    def at_start(self, path: str, message: str) -> Diagnostic:
+        """A diagnostic on the first character of the file (the analysis as a whole failed)."""
+        return self._at(path, message, (1, 1), (1, 1))
+
+    def _at(
+        self, path: str, message: str, start: tuple[int, int], end: tuple[int, int]
+    ) -> Diagnostic:
+        return Diagnostic(path, *start, *end, self.CODE, self.SEVERITY, message)
 
 
 class MissingParamAnnotation(Rule):
@@ -58,25 +142,28 @@ class MissingParamAnnotation(Rule):
     CODE = "SG001"
     SEVERITY = "error"
     NAME = "missing-parameter-annotation"
+    MESSAGE = (
+        "parameter `{name}` of `{function}` has no type annotation;"
+        " annotate it, e.g. `{name}: str`"
+    )
     VALID = (
-        "@expose\ndef f(text: str, n: int = 3) -> str:\n    return text * n\n",
-        "@expose\ndef f(**options: float) -> dict:\n    return options\n",
+        Valid("@expose\ndef f(text: str, n: int = 3) -> str:\n    return text * n\n"),
+        Valid("@expose\ndef f(**options: float) -> dict:\n    return options\n"),
     )
     INVALID = (
-        "@expose\ndef f(text) -> str:\n    return text\n",
-        "@expose\ndef f(text: str, **options) -> str:\n    return text\n",
+        Invalid("@expose\ndef f(text) -> str:\n    return text\n", line=2, col=7),
+        Invalid(
+            "@expose\ndef f(text: str, **options) -> str:\n    return text\n", line=2, col=18
+        ),
+        Invalid("@expose\ndef f(a, b) -> str:\n    return a\n", line=2, col=7, also=((2, 10),)),
     )
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for fn in facts.functions:
             for p in fn.params:
-                if p.annotation is None and p.kind not in ("var_positional",):
+                if p.annotation is None and p.kind != "var_positional":  # SG005's
                     star = "**" if p.kind == "var_keyword" else ""
-                    yield Finding(
-                        p.node,
-                        f"parameter `{star}{p.name}` of `{fn.name}` has no type annotation;"
-                        f" annotate it, e.g. `{star}{p.name}: str`",
-                    )
+                    yield self.report(p.node, name=star + p.name, function=fn.name)
 
 
 class MissingReturnAnnotation(Rule):
@@ -86,19 +173,146 @@ class MissingReturnAnnotation(Rule):
     CODE = "SG002"
     SEVERITY = "error"
     NAME = "missing-return-annotation"
-    VALID = ("@expose\ndef f() -> dict:\n    return {}\n",)
-    INVALID = ("@expose\ndef f():\n    return {}\n",)
+    MESSAGE = "`{function}` has no return annotation; add one, e.g. `-> dict`"
+    VALID = (Valid("@expose\ndef f() -> dict:\n    return {}\n"),)
+    INVALID = (Invalid("@expose\ndef f():\n    return {}\n", line=2, col=5),)
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for fn in facts.functions:
             if fn.node.returns is None:
-                yield Finding(
-                    fn.node.name,
-                    f"`{fn.name}` has no return annotation; add one, e.g. `-> dict`",
-                )
+                yield self.report(fn.node.name, function=fn.name)
 
 
-class ReturnNotWire(Rule):
+class Hint(NamedTuple):
+    """How to fix a known non-wire type: as a return type, and as a parameter type."""
+
+    returned: str
+    taken: str
+
+
+def _both(text: str) -> Hint:
+    return Hint(text, text)
+
+
+# Known non-wire types by qualified name, and whole packages whose objects never
+# cross the wire, with how to fix them.
+_TYPE_HINTS: dict[str, Hint] = {
+    **dict.fromkeys(
+        ("bytes", "bytearray", "memoryview"),
+        Hint(
+            "bytes are not JSON: return a base64 `str`", "bytes are not JSON: take a base64 `str`"
+        ),
+    ),
+    **dict.fromkeys(
+        ("set", "frozenset", "typing.Set", "typing.FrozenSet"),
+        _both("use `list[...]` (JSON has no sets)"),
+    ),
+    "complex": Hint(
+        "return `[real, imag]` as `list[float]`", "take `[real, imag]` as `list[float]`"
+    ),
+    "object": _both("use a concrete JSON type, or `Any`"),
+    **dict.fromkeys(
+        ("type", "typing.Type"),
+        Hint("return the type's name as `str`", "take the type's name as `str`"),
+    ),
+    **dict.fromkeys(
+        ("typing.Callable", "collections.abc.Callable"), _both("callables cannot cross the wire")
+    ),
+    **dict.fromkeys(
+        (
+            f"{module}.{name}"
+            for module in ("typing", "collections.abc")
+            for name in ("Iterator", "Generator", "AsyncIterator", "AsyncGenerator")
+        ),
+        Hint("return a `list[...]`", "take a `list[...]`"),
+    ),
+    **dict.fromkeys(
+        (
+            f"{module}.{name}"
+            for module in ("typing", "collections.abc")
+            for name in ("Iterable", "Sequence")
+        ),
+        _both("use `list[...]`"),
+    ),
+    **dict.fromkeys(
+        ("typing.Mapping", "collections.abc.Mapping"), _both("use `dict[str, ...]`")
+    ),
+}
+_PACKAGE_HINTS: dict[str, Hint] = {
+    "torch": Hint(
+        "return a list: `.tolist()` (or a float: `.item()`)",
+        "take `list[float]` and build the tensor inside: `torch.tensor(x)`",
+    ),
+    "numpy": Hint(
+        "return a list: `.tolist()` (or a number: `.item()`)",
+        "take `list[float]` and build the array inside: `np.asarray(x)`",
+    ),
+    "jax": Hint("return a list: `.tolist()`", "take `list[float]` and build the array inside"),
+    "tensorflow": Hint(
+        "return a list: `.numpy().tolist()`", "take `list[float]` and build the tensor inside"
+    ),
+    "pandas": Hint(
+        'return records: `.to_dict(orient="records")`',
+        "take `list[dict[str, Any]]` records and build the frame inside",
+    ),
+    "PIL": Hint(
+        "return the image as a base64 `str` (PNG bytes)",
+        "take a base64 `str` and decode the image inside",
+    ),
+    "transformers": Hint(
+        "return plain data (str, numbers, lists, dicts), not model objects",
+        "take plain data (str, numbers, lists, dicts), not model objects",
+    ),
+}
+
+
+def _known_not_wire(p: Problem) -> Hint | None:
+    """How to fix ``p`` when it names a type known not to cross the wire (``torch.Tensor``)."""
+    if p.reason not in ("unresolved", "not_wire") or not p.qualified:
+        return None
+    return _TYPE_HINTS.get(p.qualified) or _PACKAGE_HINTS.get(p.qualified.split(".")[0])
+
+
+class _NotWire(Rule):
+    """What SG003 and SG004 share: the wording of every way an annotation fails."""
+
+    MESSAGE = "{where}: {problem}"
+    HINTED = "`{subject}` is not a wire type: {hint}"
+    PROBLEMS: ClassVar[dict[Reason, str]] = {
+        "not_wire": "`{subject}` is not a wire type: use str, int, float, bool, None, list,"
+        " tuple, dict[str, ...], Literal, or a TypedDict, dataclass, pydantic BaseModel or"
+        " Enum defined in this file",
+        "not_a_type": "this annotation is not a type expression scopegen knows",
+        "bytes_annotation": "a bytes annotation is not a type",
+        "bad_string": "cannot parse string annotation {subject!r}",
+        "alias_cycle": "type alias `{subject}` refers to itself",
+        "slice": "slices are not types",
+        "dict_arity": "`dict` takes two type arguments",
+        "dict_key": "JSON object keys are strings: use `dict[str, ...]`",
+        "arity": "expected exactly one type argument",
+        "literal_value": "Literal values must be str, int, bool or None",
+        "class_not_wire": "class `{subject}` is not a wire type: make it a TypedDict,"
+        " @dataclass, pydantic BaseModel, or an Enum with str/int values",
+        "enum_value": "enum member `{subject}` needs a literal str or int value to cross the wire",
+        "enum_mixed": "enum `{subject}` mixes str and int values",
+    }
+
+    def _hint(self, hint: Hint) -> str:
+        raise NotImplementedError
+
+    def problem_text(self, p: Problem) -> str | None:
+        """What ``p`` says on this rule's side; ``None`` when it is SG013's (defined elsewhere)."""
+        hint = _known_not_wire(p)
+        if hint is not None:
+            text = self.HINTED.format(subject=p.subject, hint=self._hint(hint))
+        elif p.reason == "unresolved":
+            return None
+        else:
+            text = self.PROBLEMS[p.reason].format(subject=p.subject)
+        return _through_aliases(p, text)
+
+
+class ReturnNotWire(_NotWire):
     """The return annotation must be a wire type (JSON-serializable): tensors, arrays,
     bytes, sets and other objects cannot cross the wire. Convert them first."""
 
@@ -106,26 +320,44 @@ class ReturnNotWire(Rule):
     SEVERITY = "error"
     NAME = "return-not-wire-type"
     VALID = (
-        "@expose\ndef f() -> list[float]:\n    return [1.0]\n",
-        "from typing import TypedDict\nclass R(TypedDict):\n    x: float\n"
-        "@expose\ndef f() -> R:\n    return {'x': 1.0}\n",
+        Valid("@expose\ndef f() -> list[float]:\n    return [1.0]\n"),
+        Valid(
+            "from typing import TypedDict\nclass R(TypedDict):\n    x: float\n"
+            "@expose\ndef f() -> R:\n    return {'x': 1.0}\n"
+        ),
     )
     INVALID = (
-        "import torch\n@expose\ndef f() -> torch.Tensor:\n    return torch.zeros(1)\n",
-        "@expose\ndef f() -> set[int]:\n    return {1}\n",
-        "@expose\ndef f() -> bytes:\n    return b''\n",
-        "class Plain:\n    pass\n@expose\ndef f() -> Plain:\n    return Plain()\n",
+        Invalid(
+            "import torch\n@expose\ndef f() -> torch.Tensor:\n    return torch.zeros(1)\n",
+            line=3,
+            col=12,
+        ),
+        Invalid("@expose\ndef f() -> set[int]:\n    return {1}\n", line=2, col=12),
+        Invalid("@expose\ndef f() -> bytes:\n    return b''\n", line=2, col=12),
+        Invalid(
+            "class Plain:\n    pass\n@expose\ndef f() -> Plain:\n    return Plain()\n",
+            line=4,
+            col=12,
+        ),
+        Invalid(
+            "import numpy as np\nVec = np.ndarray\n@expose\ndef f() -> Vec:\n    return 0\n",
+            line=4,
+            col=12,
+        ),
     )
+
+    def _hint(self, hint: Hint) -> str:
+        return hint.returned
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for fn in facts.functions:
             for p in fn.return_problems:
-                if p.kind == "not_wire":
-                    msg = _pick_hint(p.message, param=False)
-                    yield Finding(p.node, f"return type of `{fn.name}`: {msg}")
+                text = self.problem_text(p)
+                if text is not None:
+                    yield self.report(p.node, where=_return_of(fn), problem=text)
 
 
-class ParamNotWire(Rule):
+class ParamNotWire(_NotWire):
     """A parameter annotation must be a wire type: the agent sends JSON, so the
     function can only receive what JSON can carry."""
 
@@ -133,21 +365,37 @@ class ParamNotWire(Rule):
     SEVERITY = "error"
     NAME = "parameter-not-wire-type"
     VALID = (
-        "from typing import Literal\n@expose\n"
-        "def f(xs: list[float], mode: Literal['a', 'b'] = 'a') -> float:\n    return sum(xs)\n",
+        Valid(
+            "from typing import Literal\n@expose\n"
+            "def f(xs: list[float], mode: Literal['a', 'b'] = 'a') -> float:\n"
+            "    return sum(xs)\n"
+        ),
     )
     INVALID = (
-        "import numpy as np\n@expose\ndef f(x: np.ndarray) -> float:\n    return 0.0\n",
-        "@expose\ndef f(x: dict[int, str]) -> int:\n    return 0\n",
+        Invalid(
+            "import numpy as np\n@expose\ndef f(x: np.ndarray) -> float:\n    return 0.0\n",
+            line=3,
+            col=10,
+        ),
+        Invalid("@expose\ndef f(x: dict[int, str]) -> int:\n    return 0\n", line=2, col=15),
+        Invalid(
+            "@expose\ndef f(x: bytes, y: set[str]) -> int:\n    return 0\n",
+            line=2,
+            col=10,
+            also=((2, 20),),
+        ),
     )
+
+    def _hint(self, hint: Hint) -> str:
+        return hint.taken
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for fn in facts.functions:
             for param in fn.params:
                 for p in param.problems:
-                    if p.kind == "not_wire":
-                        msg = _pick_hint(p.message, param=True)
-                        yield Finding(p.node, f"parameter `{param.name}` of `{fn.name}`: {msg}")
+                    text = self.problem_text(p)
+                    if text is not None:
+                        yield self.report(p.node, where=_param_of(param, fn), problem=text)
 
 
 class PositionalOnly(Rule):
@@ -157,26 +405,27 @@ class PositionalOnly(Rule):
     CODE = "SG005"
     SEVERITY = "error"
     NAME = "positional-only-parameters"
-    VALID = ("@expose\ndef f(a: int, *, b: int = 0) -> int:\n    return a + b\n",)
+    MESSAGE = (
+        "`*{name}` in `{function}`: calls pass named arguments only;"
+        " take `{name}: list[...]` instead"
+    )
+    POSITIONAL_ONLY = (
+        "`{name}` of `{function}` is positional-only; remove the `/` so it can be passed by name"
+    )
+    VALID = (Valid("@expose\ndef f(a: int, *, b: int = 0) -> int:\n    return a + b\n"),)
     INVALID = (
-        "@expose\ndef f(*args: int) -> int:\n    return sum(args)\n",
-        "@expose\ndef f(a: int, /) -> int:\n    return a\n",
+        Invalid("@expose\ndef f(*args: int) -> int:\n    return sum(args)\n", line=2, col=7),
+        Invalid("@expose\ndef f(a: int, /) -> int:\n    return a\n", line=2, col=7),
     )
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for fn in facts.functions:
             for p in fn.params:
                 if p.kind == "var_positional":
-                    yield Finding(
-                        p.node,
-                        f"`*{p.name}` in `{fn.name}`: calls pass named arguments only;"
-                        f" take `{p.name}: list[...]` instead",
-                    )
+                    yield self.report(p.node, name=p.name, function=fn.name)
                 elif p.kind == "positional_only":
-                    yield Finding(
-                        p.node,
-                        f"`{p.name}` of `{fn.name}` is positional-only; remove the `/`"
-                        " so it can be passed by name",
+                    yield self.report(
+                        p.node, self.POSITIONAL_ONLY, name=p.name, function=fn.name
                     )
 
 
@@ -187,13 +436,24 @@ class DefaultMismatch(Rule):
     CODE = "SG006"
     SEVERITY = "error"
     NAME = "default-type-mismatch"
+    MESSAGE = (
+        "default {default} of `{name}` in `{function}` does not match its annotation `{type}`"
+    )
     VALID = (
-        "@expose\ndef f(n: int = 5, t: float = 1, s: str | None = None) -> int:\n    return n\n",
+        Valid(
+            "@expose\ndef f(n: int = 5, t: float = 1, s: str | None = None) -> int:\n"
+            "    return n\n"
+        ),
     )
     INVALID = (
-        "@expose\ndef f(n: int = '5') -> int:\n    return n\n",
-        "from typing import Literal\n@expose\ndef f(m: Literal['a', 'b'] = 'c') -> str:\n"
-        "    return m\n",
+        Invalid("@expose\ndef f(n: int = '5') -> int:\n    return n\n", line=2, col=16),
+        Invalid(
+            "from typing import Literal\n@expose\ndef f(m: Literal['a', 'b'] = 'c') -> str:\n"
+            "    return m\n",
+            line=3,
+            col=30,
+        ),
+        Invalid("@expose\ndef f(flag: int = True) -> int:\n    return flag\n", line=2, col=19),
     )
 
     def check(self, facts: Facts) -> Iterator[Finding]:
@@ -204,12 +464,13 @@ class DefaultMismatch(Rule):
                     continue
                 if p.default_value is None:
                     continue  # None defaults are SG007's business
-                if not value_matches(p.default_value, p.type, types):
-                    yield Finding(
+                if not fits(p.default_value, p.type, types):
+                    yield self.report(
                         p.default,
-                        f"default {cst.Module([]).code_for_node(p.default)} of `{p.name}` in"
-                        f" `{fn.name}` does not match its annotation"
-                        f" `{spec.type_to_python(p.type)}`",
+                        default=facts.module.code_for_node(p.default),
+                        name=p.name,
+                        function=fn.name,
+                        type=python_type(p.type),
                     )
 
 
@@ -220,8 +481,14 @@ class ImplicitOptional(Rule):
     CODE = "SG007"
     SEVERITY = "warning"
     NAME = "implicit-optional"
-    VALID = ("@expose\ndef f(x: str | None = None) -> str:\n    return x or ''\n",)
-    INVALID = ("@expose\ndef f(x: str = None) -> str:\n    return x or ''\n",)
+    MESSAGE = (
+        "`{name}: {type} = None` in `{function}` is an implicit Optional;"
+        " write `{name}: {type} | None = None`"
+    )
+    VALID = (Valid("@expose\ndef f(x: str | None = None) -> str:\n    return x or ''\n"),)
+    INVALID = (
+        Invalid("@expose\ndef f(x: str = None) -> str:\n    return x or ''\n", line=2, col=7),
+    )
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for fn in facts.functions:
@@ -231,13 +498,10 @@ class ImplicitOptional(Rule):
                     and p.default_is_literal
                     and p.default_value is None
                     and p.annotation is not None
-                    and not value_matches(None, p.type, facts.converter.typedefs)
+                    and not admits_none(p.type)
                 ):
-                    t = spec.type_to_python(p.type)
-                    yield Finding(
-                        p.node,
-                        f"`{p.name}: {t} = None` in `{fn.name}` is an implicit Optional;"
-                        f" write `{p.name}: {t} | None = None`",
+                    yield self.report(
+                        p.node, name=p.name, type=python_type(p.type), function=fn.name
                     )
 
 
@@ -248,21 +512,29 @@ class MisplacedExpose(Rule):
     CODE = "SG008"
     SEVERITY = "error"
     NAME = "expose-not-module-function"
-    VALID = ("@expose\ndef f() -> int:\n    return 1\n",)
+    MESSAGE = (
+        "`@expose` on {what} `{name}`: only module-level functions can be exposed;"
+        " move it to the top level"
+    )
+    VALID = (Valid("@expose\ndef f() -> int:\n    return 1\n"),)
     INVALID = (
-        "class A:\n    @expose\n    def f(self) -> int:\n        return 1\n",
-        "def outer() -> None:\n    @expose\n    def f() -> int:\n        return 1\n",
-        "@expose\nclass A:\n    pass\n",
+        Invalid(
+            "class A:\n    @expose\n    def f(self) -> int:\n        return 1\n", line=3, col=9
+        ),
+        Invalid(
+            "def outer() -> None:\n    @expose\n    def f() -> int:\n        return 1\n",
+            line=3,
+            col=9,
+        ),
+        Invalid("@expose\nclass A:\n    pass\n", line=2, col=7),
     )
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for node, what in facts.misplaced:
-            name = node.name.value if isinstance(node, (cst.FunctionDef, cst.ClassDef)) else "?"
-            yield Finding(
-                node.name if isinstance(node, (cst.FunctionDef, cst.ClassDef)) else node,
-                f"`@expose` on {what} `{name}`: only module-level functions can be exposed;"
-                " move it to the top level",
-            )
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+                yield self.report(node.name, what=what, name=node.name.value)
+            else:
+                yield self.report(node, what=what, name="?")
 
 
 class BadExposedName(Rule):
@@ -275,47 +547,50 @@ class BadExposedName(Rule):
     CODE = "SG009"
     SEVERITY = "error"
     NAME = "bad-exposed-name"
-    VALID = ("@expose\ndef embed() -> int:\n    return 1\n",)
+    MESSAGE = "`{name}` collides with a name the generated client defines; rename it"
+    TWICE = "`{name}` is exposed twice; names must be unique"
+    PRIVATE = "`{name}` starts with `_`: private names are never exposed; rename it"
+    TYPE_NAME = "`{name}` collides with the type `{name}` of this interface"
+    PRIVATE_TYPE = "type `{name}` starts with `_`; rename it"
+    RESERVED_TYPE = (
+        "type `{name}` collides with a name the generated client's `types` module binds;"
+        " rename it"
+    )
+    VALID = (Valid("@expose\ndef embed() -> int:\n    return 1\n"),)
     INVALID = (
-        "@expose\ndef _private() -> int:\n    return 1\n",
-        "@expose\ndef close() -> int:\n    return 1\n",
-        "@expose\ndef f() -> int:\n    return 1\n@expose\ndef f() -> int:\n    return 2\n",
-        "from typing import TypedDict\nclass Field(TypedDict):\n    x: int\n"
-        "@expose\ndef f() -> Field:\n    return {'x': 1}\n",
+        Invalid("@expose\ndef _private() -> int:\n    return 1\n", line=2, col=5),
+        Invalid("@expose\ndef close() -> int:\n    return 1\n", line=2, col=5),
+        Invalid(
+            "@expose\ndef f() -> int:\n    return 1\n@expose\ndef f() -> int:\n    return 2\n",
+            line=5,
+            col=5,
+        ),
+        Invalid(
+            "from typing import TypedDict\nclass Field(TypedDict):\n    x: int\n"
+            "@expose\ndef f() -> Field:\n    return {'x': 1}\n",
+            line=2,
+            col=7,
+        ),
     )
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         seen: set[str] = set()
         for fn in facts.functions:
-            name = fn.name
+            name, node = fn.name, fn.node.name
             if name in seen:
-                yield Finding(fn.node.name, f"`{name}` is exposed twice; names must be unique")
+                yield self.report(node, self.TWICE, name=name)
             seen.add(name)
             if name.startswith("_"):
-                yield Finding(
-                    fn.node.name,
-                    f"`{name}` starts with `_`: private names are never exposed; rename it",
-                )
+                yield self.report(node, self.PRIVATE, name=name)
             # The client emitter refuses exactly these names (scopegen.protocol).
             elif protocol.reserved_function_name(name):
-                yield Finding(
-                    fn.node.name,
-                    f"`{name}` collides with a name the generated client defines; rename it",
-                )
+                yield self.report(node, name=name)
             elif name in facts.converter.typedefs:
-                yield Finding(
-                    fn.node.name, f"`{name}` collides with the type `{name}` of this interface"
-                )
+                yield self.report(node, self.TYPE_NAME, name=name)
         for name in facts.converter.typedefs:
             if protocol.reserved_type_name(name):
-                why = (
-                    "starts with `_`"
-                    if name.startswith("_")
-                    else "collides with a name the generated client's `types` module binds"
-                )
-                yield Finding(
-                    facts.converter.names.classes[name].name, f"type `{name}` {why}; rename it"
-                )
+                why = self.PRIVATE_TYPE if name.startswith("_") else self.RESERVED_TYPE
+                yield self.report(facts.converter.names.classes[name].name, why, name=name)
 
 
 class LoadInsideFunction(Rule):
@@ -325,24 +600,32 @@ class LoadInsideFunction(Rule):
     CODE = "SG010"
     SEVERITY = "warning"
     NAME = "load-inside-function"
+    MESSAGE = "`{call}` inside `{function}` loads weights on every call; load once at module level"
     VALID = (
-        "from transformers import AutoModel\nmodel = AutoModel.from_pretrained('/m')\n"
-        "@expose\ndef f() -> int:\n    return model.config.hidden_size\n",
+        Valid(
+            "from transformers import AutoModel\nmodel = AutoModel.from_pretrained('/m')\n"
+            "@expose\ndef f() -> int:\n    return model.config.hidden_size\n"
+        ),
     )
     INVALID = (
-        "from transformers import AutoModel\n@expose\ndef f() -> int:\n"
-        "    model = AutoModel.from_pretrained('/m')\n    return model.config.hidden_size\n",
-        "import torch\n@expose\ndef f() -> int:\n    sd = torch.load('w.pt')\n    return len(sd)\n",
+        Invalid(
+            "from transformers import AutoModel\n@expose\ndef f() -> int:\n"
+            "    model = AutoModel.from_pretrained('/m')\n    return model.config.hidden_size\n",
+            line=4,
+            col=13,
+        ),
+        Invalid(
+            "import torch\n@expose\ndef f() -> int:\n    sd = torch.load('w.pt')\n"
+            "    return len(sd)\n",
+            line=4,
+            col=10,
+        ),
     )
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for fn in facts.functions:
             for call, what in fn.load_calls:
-                yield Finding(
-                    call,
-                    f"`{what}` inside `{fn.name}` loads weights on every call;"
-                    " load once at module level",
-                )
+                yield self.report(call, call=what, function=fn.name)
 
 
 class NonLiteralModelId(Rule):
@@ -352,23 +635,29 @@ class NonLiteralModelId(Rule):
     CODE = "SG011"
     SEVERITY = "warning"
     NAME = "non-literal-model-id"
+    MESSAGE = (
+        "`get_model_path` with a non-literal id: the model cannot be fetched ahead of time;"
+        " pass the id as a string literal or list it under `models` in the scopegen config"
+    )
     VALID = (
-        "path = get_model_path('google/gemma-2-9b')\n@expose\ndef f() -> str:\n    return path\n",
+        Valid(
+            "path = get_model_path('google/gemma-2-9b')\n@expose\ndef f() -> str:\n"
+            "    return path\n"
+        ),
     )
     INVALID = (
-        "MODEL = 'google/gemma-2-9b'\npath = get_model_path(MODEL)\n"
-        "@expose\ndef f() -> str:\n    return path\n",
+        Invalid(
+            "MODEL = 'google/gemma-2-9b'\npath = get_model_path(MODEL)\n"
+            "@expose\ndef f() -> str:\n    return path\n",
+            line=2,
+            col=8,
+        ),
     )
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for call in facts.model_path_calls:
             if model_id_of(call) is None:
-                yield Finding(
-                    call,
-                    "`get_model_path` with a non-literal id: the model cannot be fetched ahead"
-                    " of time; pass the id as a string literal or list it under `models` in"
-                    " the scopegen config",
-                )
+                yield self.report(call)
 
 
 class NothingExposed(Rule):
@@ -377,15 +666,13 @@ class NothingExposed(Rule):
     CODE = "SG012"
     SEVERITY = "error"
     NAME = "nothing-exposed"
-    VALID = ("@expose\ndef f() -> int:\n    return 1\n",)
-    INVALID = ("def f() -> int:\n    return 1\n",)
+    MESSAGE = "this file exposes no function; mark functions with `@expose`"
+    VALID = (Valid("@expose\ndef f() -> int:\n    return 1\n"),)
+    INVALID = (Invalid("def f() -> int:\n    return 1\n", line=1, col=1),)
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         if not facts.functions:
-            yield Finding(
-                facts.module,
-                "this file exposes no function; mark functions with `@expose`",
-            )
+            yield self.report(facts.module)
 
 
 class UnresolvedType(Rule):
@@ -395,27 +682,54 @@ class UnresolvedType(Rule):
     CODE = "SG013"
     SEVERITY = "warning"
     NAME = "unresolved-type"
-    VALID = (
-        "from typing import TypedDict\nclass R(TypedDict):\n    x: int\n"
-        "@expose\ndef f() -> R:\n    return {'x': 1}\n",
+    MESSAGE = (
+        "{where}: {aliases}`{subject}` is not defined in this file; the client types it `Any`"
+        " (define the type in the interface file to keep it typed)"
     )
-    INVALID = ("from mylib import Result\n@expose\ndef f() -> Result:\n    return Result()\n",)
+    VALID = (
+        Valid(
+            "from typing import TypedDict\nclass R(TypedDict):\n    x: int\n"
+            "@expose\ndef f() -> R:\n    return {'x': 1}\n"
+        ),
+    )
+    INVALID = (
+        Invalid(
+            "from mylib import Result\n@expose\ndef f() -> Result:\n    return Result()\n",
+            line=3,
+            col=12,
+        ),
+        Invalid(
+            "from mylib import Box, Result\n@expose\ndef f(b: Box[int]) -> Result:\n"
+            "    return Result()\n",
+            line=3,
+            col=10,
+            also=((3, 23),),
+        ),
+    )
 
     def check(self, facts: Facts) -> Iterator[Finding]:
         for fn in facts.functions:
             for p in fn.return_problems:
-                if p.kind == "unresolved":
-                    yield Finding(p.node, f"return type of `{fn.name}`: {p.message}")
+                if self._mine(p):
+                    yield self._report(p, _return_of(fn))
             for param in fn.params:
                 for p in param.problems:
-                    if p.kind == "unresolved":
-                        yield Finding(
-                            p.node, f"parameter `{param.name}` of `{fn.name}`: {p.message}"
-                        )
+                    if self._mine(p):
+                        yield self._report(p, _param_of(param, fn))
 
+    @staticmethod
+    def _mine(p: Problem) -> bool:
+        # A known non-wire type (``torch.Tensor``) is SG003/SG004's, however it was imported.
+        return p.reason == "unresolved" and _known_not_wire(p) is None
+
+    def _report(self, p: Problem, where: str) -> Finding:
+        return self.report(p.node, where=where, aliases=_through_aliases(p, ""), subject=p.subject)
+
+
+PARSE_ERROR = ParseError()
 
 RULES: tuple[Rule, ...] = (
-    ParseError(),
+    PARSE_ERROR,
     MissingParamAnnotation(),
     MissingReturnAnnotation(),
     ReturnNotWire(),
@@ -430,101 +744,3 @@ RULES: tuple[Rule, ...] = (
     NothingExposed(),
     UnresolvedType(),
 )
-
-
-def _pick_hint(message: str, *, param: bool) -> str:
-    # Hints may carry a return-side and a parameter-side fix, split by "|".
-    if "|" not in message:
-        return message
-    marker = "is not a wire type: "
-    prefix, _, hints = message.partition(marker)
-    ret_hint, _, param_hint = hints.partition("|")
-    return f"{prefix}{marker}{param_hint if param else ret_hint}"
-
-
-def rule_by_code(code: str) -> Rule:
-    for r in RULES:
-        if r.CODE == code:
-            return r
-    raise KeyError(code)
-
-
-def model_id_of(call: cst.Call) -> str | None:
-    """The literal model id of a ``get_model_path(...)`` call, if it has one."""
-    for arg in call.args:
-        if arg.keyword is None or arg.keyword.value == "model_id":
-            ok, v = literal_value(arg.value)
-            return v if ok and isinstance(v, str) else None
-    return None
-
-
-def value_matches(value: spec.JSONValue, t: spec.WireType, types: dict[str, spec.TypeDef]) -> bool:
-    """Would the server accept ``value`` (a JSON literal) for type ``t``? Strict JSON typing."""
-    if isinstance(t, spec.AnyType):
-        return True
-    if isinstance(t, spec.Primitive):
-        if t.name == "none":
-            return value is None
-        if t.name == "bool":
-            return isinstance(value, bool)
-        if t.name == "int":
-            return isinstance(value, int) and not isinstance(value, bool)
-        if t.name == "float":
-            return isinstance(value, (int, float)) and not isinstance(value, bool)
-        return isinstance(value, str)
-    if isinstance(t, spec.UnionType):
-        return any(value_matches(value, o, types) for o in t.options)
-    if isinstance(t, spec.LiteralType):
-        return any(value == v and type(value) is type(v) for v in t.values)
-    if isinstance(t, spec.ListType):
-        return isinstance(value, list) and (
-            t.item is None or all(value_matches(v, t.item, types) for v in value)
-        )
-    if isinstance(t, spec.TupleType):
-        if not isinstance(value, list):
-            return False
-        if t.variadic:
-            return all(value_matches(v, t.items[0], types) for v in value)
-        return len(value) == len(t.items) and all(
-            value_matches(v, i, types) for v, i in zip(value, t.items, strict=True)
-        )
-    if isinstance(t, spec.DictType):
-        return isinstance(value, dict) and (
-            t.value is None or all(value_matches(v, t.value, types) for v in value.values())
-        )
-    td = types.get(t.name)
-    if isinstance(td, spec.EnumDef):
-        return any(value == v for _, v in td.members)
-    return isinstance(value, dict)
-
-
-def function_ir_params(fn: FunctionFacts, module: cst.Module) -> tuple[spec.Parameter, ...]:
-    """The IR parameters of an exposed function (implicit Optional applied)."""
-    from scopegen.analyze._types import union
-
-    out: list[spec.Parameter] = []
-    for p in fn.params:
-        if p.kind in ("var_positional",):
-            continue
-        kind: spec.ParamKind = (
-            "var_keyword"
-            if p.kind == "var_keyword"
-            else "keyword_only"
-            if p.kind == "keyword_only"
-            else "positional_or_keyword"
-        )
-        t = p.type
-        if p.default is not None and p.default_is_literal and p.default_value is None:
-            t = union([t, spec.NONE])
-        out.append(
-            spec.Parameter(
-                name=p.name,
-                type=t,
-                kind=kind,
-                has_default=p.default is not None,
-                default=p.default_value if p.default_is_literal else None,
-                default_is_literal=p.default_is_literal,
-                default_source=module.code_for_node(p.default) if p.default is not None else None,
-            )
-        )
-    return tuple(out)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from scopegen.analyze import analyze_file
 from scopegen.analyze.report import format_text
+from scopegen.emit.schema import manifest_json
 
 __all__ = ["run_schema"]
 
@@ -20,5 +21,5 @@ def run_schema(path: Path) -> int:
     if analysis.errors:
         sys.stderr.write(format_text(analysis.errors, {str(path): analysis.source}))
         return 1
-    sys.stdout.write(analysis.interface.manifest_json().decode() + "\n")
+    sys.stdout.write(manifest_json(analysis.interface).decode() + "\n")
     return 0

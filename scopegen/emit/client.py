@@ -25,10 +25,8 @@ from scopegen.emit._templates import render_template
 from scopegen.emit.python import (
     Names,
     RenderedParam,
-    admits_none,
     docstring_lines,
     free_name,
-    py_str,
     render_default,
     render_params,
     signature_lines,
@@ -49,6 +47,8 @@ from scopegen.spec import (
     TypeDef,
     UnionType,
     WireType,
+    admits_none,
+    py_str,
 )
 
 __all__ = ["CLIENT_VERSION", "EmitError", "emit_client", "header_text", "validate_package_name"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from scopegen import protocol
-from scopegen.spec import Function, Interface, type_schema, typedef_schema
+from scopegen.emit.schema import parameters_schema, type_schema, typedef_schema
+from scopegen.spec import Function, Interface
 
 __all__ = ["ERROR_CODES", "openapi"]
 
@@ -124,7 +125,7 @@ _REQUEST_ID = {
 
 
 def _call_operation(interface: Interface, fn: Function, auth: bool) -> dict[str, Any]:
-    params = _rewrite(interface.parameters_schema(fn))
+    params = _rewrite(parameters_schema(interface, fn))
     result = {
         "type": "object",
         "properties": {"result": _rewrite(type_schema(fn.returns))},

@@ -18,26 +18,25 @@ from scopegen.spec import (
     JSONValue,
     ListType,
     LiteralType,
-    ObjectDef,
     Parameter,
     Primitive,
-    RefType,
     TupleType,
     TypeDef,
     UnionType,
     WireType,
+    admits_none,
+    fits,
+    py_str,
+    python_type,
 )
 
 __all__ = [
     "SIGNATURE_WIDTH",
     "Names",
     "RenderedParam",
-    "admits_none",
     "docstring_lines",
     "free_name",
-    "is_object",
     "py_literal",
-    "py_str",
     "render_default",
     "render_params",
     "signature_lines",
@@ -69,69 +68,10 @@ class Names:
 
 def spell(t: WireType | None, names: Names) -> str:
     """``list[types.Item] | None``; records ``Any`` / ``Literal`` / ``types`` in ``names.used``."""
-    if t is None or isinstance(t, AnyType):
-        names.used.add("Any")
-        return "Any"
-    if isinstance(t, Primitive):
-        return "None" if t.name == "none" else t.name
-    if isinstance(t, ListType):
-        return f"list[{spell(t.item, names)}]"
-    if isinstance(t, TupleType):
-        if t.variadic:
-            return f"tuple[{spell(t.items[0], names)}, ...]"
-        if not t.items:
-            return "tuple[()]"
-        return "tuple[" + ", ".join(spell(i, names) for i in t.items) + "]"
-    if isinstance(t, DictType):
-        return f"dict[str, {spell(t.value, names)}]"
-    if isinstance(t, (UnionType, LiteralType)):
-        parts: list[str] = []
-        for text in _union_parts(t, names):
-            if text not in parts:
-                parts.append(text)
-        # ``X | None`` reads better than ``None | X`` (and linters ask for it).
-        if "None" in parts:
-            parts.remove("None")
-            parts.append("None")
-        return " | ".join(parts)
-    return names.ref(t.name)
-
-
-def _union_parts(t: WireType, names: Names) -> list[str]:
-    if isinstance(t, UnionType):
-        return [part for option in t.options for part in _union_parts(option, names)]
-    if isinstance(t, LiteralType):
-        # ``Literal[None, ...]`` is spelled ``Literal[...] | None``.
-        values = [v for v in t.values if v is not None]
-        parts = ["None"] if len(values) < len(t.values) else []
-        if values:
-            names.used.add("Literal")
-            parts.insert(0, "Literal[" + ", ".join(py_literal(v) for v in values) + "]")
-        return parts
-    return [spell(t, names)]
-
-
-def admits_none(t: WireType) -> bool:
-    if isinstance(t, AnyType):
-        return True
-    if isinstance(t, Primitive):
-        return t.name == "none"
-    if isinstance(t, UnionType):
-        return any(admits_none(o) for o in t.options)
-    if isinstance(t, LiteralType):
-        return None in t.values
-    return False
+    return python_type(t, names.ref, names.used)
 
 
 # --------------------------------------------------------------------------- literals
-
-
-def py_str(s: str) -> str:
-    """A Python string literal, double-quoted when that needs no escapes."""
-    text = repr(s)
-    if text.startswith("'") and '"' not in s:
-        text = '"' + text[1:-1].replace("\\'", "'") + '"'
-    return text
 
 
 def py_literal(value: JSONValue) -> str:
@@ -149,75 +89,65 @@ def py_literal(value: JSONValue) -> str:
     return "{" + ", ".join(f"{py_str(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
 
 
-def _same_json(a: JSONValue, b: JSONValue) -> bool:
-    # ``True == 1`` in Python; on the wire they differ.
-    return type(a) is type(b) and a == b
-
-
 def render_default(
     value: JSONValue, t: WireType, types: Mapping[str, TypeDef], names: Names
 ) -> str | None:
     """Source for ``value`` as a default of type ``t``, or ``None`` when it does not fit.
 
-    A default that does not fit (a dict given for a model) is left to the
-    server: the caller makes the parameter a ``NOT_GIVEN`` sentinel instead.
+    A default that does not fit, or that Python source cannot spell (a dict
+    given for a model), is left to the server: the caller makes the parameter
+    a ``NOT_GIVEN`` sentinel instead.
     """
     if value is None:
         return "None"  # the caller widens the type when ``t`` does not admit None
-    if isinstance(t, AnyType):
+    if not fits(value, t, types):
+        return None
+    return _render(value, t, types, names)
+
+
+def _render(
+    value: JSONValue, t: WireType | None, types: Mapping[str, TypeDef], names: Names
+) -> str | None:
+    # ``value`` fits ``t``: only the shape of the source is decided here.
+    if t is None or isinstance(t, (AnyType, Primitive, LiteralType)):
         return py_literal(value)
-    if isinstance(t, Primitive):
-        ok = {
-            "str": isinstance(value, str),
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "bool": isinstance(value, bool),
-            "none": False,
-        }[t.name]
-        return py_literal(value) if ok else None
-    if isinstance(t, LiteralType):
-        return py_literal(value) if any(_same_json(value, v) for v in t.values) else None
     if isinstance(t, UnionType):
         for option in t.options:
-            text = render_default(value, option, types, names)
-            if text is not None:
-                return text
+            if fits(value, option, types):
+                text = _render(value, option, types, names)
+                if text is not None:
+                    return text
         return None
     if isinstance(t, ListType):
-        if not isinstance(value, list):
-            return None
-        items = [render_default(v, t.item or AnyType(), types, names) for v in value]
-        return None if None in items else "[" + ", ".join(i for i in items if i) + "]"
+        assert isinstance(value, list)
+        items = _joined([_render(v, t.item, types, names) for v in value])
+        return None if items is None else f"[{items}]"
     if isinstance(t, TupleType):
-        if not isinstance(value, list):
+        assert isinstance(value, list)
+        item_types = [t.items[0]] * len(value) if t.variadic else list(t.items)
+        rendered = [_render(v, i, types, names) for v, i in zip(value, item_types, strict=True)]
+        items = _joined(rendered)
+        if items is None:
             return None
-        if t.variadic:
-            item_types = [t.items[0]] * len(value)
-        elif len(value) == len(t.items):
-            item_types = list(t.items)
-        else:
-            return None
-        rendered = [
-            render_default(v, it, types, names) for v, it in zip(value, item_types, strict=True)
-        ]
-        if any(r is None for r in rendered):
-            return None
-        if len(rendered) == 1:
-            return f"({rendered[0]},)"
-        return "(" + ", ".join(r for r in rendered if r is not None) + ")"
+        return f"({items},)" if len(rendered) == 1 else f"({items})"
     if isinstance(t, DictType):
-        if not isinstance(value, dict):
+        assert isinstance(value, dict)
+        pairs = [_render(v, t.value, types, names) for v in value.values()]
+        if any(p is None for p in pairs):
             return None
-        pairs = {k: render_default(v, t.value or AnyType(), types, names) for k, v in value.items()}
-        if any(v is None for v in pairs.values()):
-            return None
-        return "{" + ", ".join(f"{py_str(k)}: {v}" for k, v in pairs.items()) + "}"
+        return "{" + ", ".join(f"{py_str(k)}: {v}" for k, v in zip(value, pairs, strict=True)) + "}"
     td = types.get(t.name)
     if isinstance(td, EnumDef):
         for member, member_value in td.members:
-            if _same_json(value, member_value):
+            if type(member_value) is type(value) and member_value == value:
                 return f"{names.ref(td.name)}.{member}"
-    return None
+    return None  # a model: its default stays on the server
+
+
+def _joined(parts: list[str | None]) -> str | None:
+    if any(p is None for p in parts):
+        return None
+    return ", ".join(p for p in parts if p is not None)
 
 
 # --------------------------------------------------------------------------- docstrings
@@ -317,7 +247,3 @@ def signature_lines(
         lines.append(f"{indent}    {text}," + ("  # noqa: E741, RUF100" if amb else ""))
     lines.append(f"{indent}) -> {returns}:")
     return lines
-
-
-def is_object(t: WireType, types: Mapping[str, TypeDef]) -> bool:
-    return isinstance(t, RefType) and isinstance(types.get(t.name), ObjectDef)

@@ -38,6 +38,7 @@ from pydantic_core import SchemaValidator, ValidationError
 
 from scopegen import protocol
 from scopegen.emit.openapi import openapi
+from scopegen.emit.schema import manifest
 from scopegen.server._encode import (
     INVALID,
     OPTIONS,
@@ -177,7 +178,7 @@ class ScopegenApp:
                 executor.run_async if is_async else executor.run_sync,
             )
         static = {
-            protocol.FUNCTIONS_PATH: orjson.dumps(interface.manifest()),
+            protocol.FUNCTIONS_PATH: orjson.dumps(manifest(interface)),
             protocol.OPENAPI_PATH: orjson.dumps(openapi(interface, auth=self._token is not None)),
         }
         return _Tables(loaded, endpoints, static)

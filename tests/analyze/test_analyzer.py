@@ -9,6 +9,7 @@ import pytest
 
 from scopegen import spec
 from scopegen.analyze import analyze_file, analyze_source, default_interface_name
+from scopegen.emit.schema import manifest
 
 HERE = Path(__file__).resolve().parents[1]
 SEED = Path(__file__).resolve().parents[3] / "shared" / "SEED-scoped-sandbox.md"
@@ -68,7 +69,7 @@ def test_rich_types_manifest() -> None:
     iface = a.interface
     assert [t.name for t in iface.types] == ["Box", "Color", "Doc", "Priority", "Span"]
     assert iface.model_ids == ("org/rich-model",)
-    m = iface.manifest()
+    m = manifest(iface)
     fns = {f["name"]: f for f in m["functions"]}
     assert set(fns) == {
         "echo",

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scopegen.analyze import analyze_source
+from scopegen.emit.schema import manifest_json
 
 EXAMPLES = int(os.environ.get("SCOPEGEN_FUZZ_EXAMPLES", "60"))
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def _check(source: str) -> None:
         assert d.code.startswith("SG") and d.line >= 1 and d.column >= 1
         assert "internal analyzer error" not in d.message, d.message
     # The IR of whatever parsed must serialise.
-    a.interface.manifest_json()
+    manifest_json(a.interface)
 
 
 @FUZZ

@@ -18,6 +18,7 @@ from openapi_spec_validator import validate as validate_openapi
 from pydantic_core import ValidationError
 
 from scopegen.analyze import analyze_file
+from scopegen.emit import schema
 from scopegen.emit.openapi import openapi
 from scopegen.server import (
     InterfaceLintError,
@@ -386,7 +387,7 @@ def test_functions_route_equals_scopegen_schema(app: ScopegenApp) -> None:
     status, _, manifest = asgi(app, "GET", "/v1/functions")
     assert status == 200
     assert manifest == orjson.loads(out)
-    assert manifest == analyze_file(BASIC).interface.manifest()
+    assert manifest == schema.manifest(analyze_file(BASIC).interface)
 
 
 def test_openapi_route_is_valid_openapi_3_1(app: ScopegenApp) -> None:
