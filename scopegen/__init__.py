@@ -8,4 +8,18 @@ from scopegen.runtime import ModelNotFoundError, expose, get_model_path
 
 __all__ = ["ModelNotFoundError", "__version__", "expose", "get_model_path"]
 
-__version__ = "0.1.0"
+# Read from the installed distribution on first use: importlib.metadata costs
+# more than the rest of ``import scopegen``, which the lint path and every
+# interface file pay for.
+__version__: str
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("scopegen")
+        except PackageNotFoundError:  # run from source without installing (Modal's image)
+            return "0+unknown"
+    raise AttributeError(f"module 'scopegen' has no attribute {name!r}")

@@ -1,14 +1,12 @@
-"""The ``scopegen`` command line.
+"""The ``scopegen`` command line (typer).
 
 Each command is a thin shell over a function of the package; heavy modules
-(uvicorn, modal, the server) are imported inside the command that needs them
-so that ``scopegen lint`` stays light.
+(uvicorn, modal, the server) are imported inside the command that needs them.
+``scopegen lint`` does not come through here at all (``scopegen/__main__.py``).
 """
 
 from __future__ import annotations
 
-import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,25 +39,17 @@ def _main(
     """Typed RPC for GPU functions: lint, build, serve and deploy interface files."""
 
 
-class OutputFormat(str, Enum):
-    text = "text"
-    json = "json"
-    github = "github"
-    sarif = "sarif"
-
-
-@app.command()
-def lint(
-    paths: Annotated[list[Path], typer.Argument(help="Interface files or folders to walk.")],
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Report format.")
-    ] = OutputFormat.text,
-    strict: Annotated[bool, typer.Option(help="Warnings fail too.")] = False,
-) -> None:
+# Declared once, in scopegen.commands.lint (argparse: `scopegen lint` skips typer
+# altogether, see scopegen/__main__.py); listed here for `scopegen --help`.
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def lint(ctx: typer.Context) -> None:
     """Check interface files statically (no import, no model load)."""
-    from scopegen.commands.lint import run_lint
+    from scopegen.commands.lint import main as run_lint
 
-    raise typer.Exit(run_lint(paths, output_format.value, strict=strict))
+    raise typer.Exit(run_lint(ctx.args))
 
 
 @app.command()
@@ -172,13 +162,4 @@ def mcp(
 
 
 def main() -> None:
-    try:
-        app()
-    except Exception as exc:
-        # A bad [tool.scopegen] value is the user's to fix: say what, no traceback.
-        from scopegen.config import ConfigError
-
-        if isinstance(exc, ConfigError):
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        raise
+    app()

@@ -16,6 +16,7 @@ what is allowed. Unknown keys are errors too, so a typo never passes silently.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -44,7 +45,6 @@ __all__ = [
     "ConfigError",
     "ScopegenConfig",
     "find_config_file",
-    "infer_python_packages",
     "load_config",
     "parse_config",
 ]
@@ -369,89 +369,9 @@ def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(value, ensure_ascii=False)  # a TOML basic string has JSON's escapes
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
     return repr(value)
-
-
-# --------------------------------------------------------------------------- packages
-
-# Import name -> distribution, where they differ (or where the name is ambiguous).
-IMPORT_TO_DIST: dict[str, str] = {
-    "PIL": "pillow",
-    "cv2": "opencv-python",
-    "sklearn": "scikit-learn",
-    "skimage": "scikit-image",
-    "yaml": "pyyaml",
-    "sentence_transformers": "sentence-transformers",
-    "transformer_lens": "transformer-lens",
-    "huggingface_hub": "huggingface-hub",
-    "bs4": "beautifulsoup4",
-    "dateutil": "python-dateutil",
-    "dotenv": "python-dotenv",
-    "attr": "attrs",
-    "Crypto": "pycryptodome",
-    "jwt": "pyjwt",
-    "fitz": "pymupdf",
-    "docx": "python-docx",
-    "pptx": "python-pptx",
-    "google.protobuf": "protobuf",
-    "llama_cpp": "llama-cpp-python",
-    "faiss": "faiss-cpu",
-    "torchvision": "torchvision",
-    "lightning": "lightning",
-    "pytorch_lightning": "pytorch-lightning",
-}
-
-# Packages some imports need at run time without importing them in the file:
-# transformers needs a backend to load weights, and accelerate for device_map="auto".
-COMPANIONS: dict[str, tuple[str, ...]] = {
-    "transformers": ("torch", "accelerate"),
-}
-
-# apt packages an import needs on debian_slim (opencv-python links libGL).
-SYSTEM_COMPANIONS: dict[str, tuple[str, ...]] = {
-    "opencv-python": ("libgl1", "libglib2.0-0"),
-}
-
-# Never installed from the interface's imports: scopegen ships its own source,
-# and Modal's client is already in every container.
-_SKIP = frozenset({"scopegen", "modal", "__future__"})
-
-
-def infer_python_packages(
-    imported_modules: Iterable[str], interface_dir: str | Path | None = None
-) -> list[str]:
-    """Distributions for the interface's top-level imports, in first-import order.
-
-    Standard-library modules, scopegen itself, relative imports and modules
-    that live beside the interface (``helpers.py``, ``utils/``) are skipped.
-    """
-    here = Path(interface_dir) if interface_dir is not None else None
-    found: dict[str, None] = {}
-    for module in imported_modules:
-        if not module or module.startswith("."):
-            continue
-        top = module.split(".", 1)[0]
-        if top in _SKIP or top in sys.stdlib_module_names:
-            continue
-        if here is not None and ((here / f"{top}.py").is_file() or (here / top).is_dir()):
-            continue
-        dist = IMPORT_TO_DIST.get(module) or IMPORT_TO_DIST.get(top) or top.replace("_", "-")
-        if top == "google" and module not in IMPORT_TO_DIST:
-            continue  # a namespace shared by many distributions: cannot guess which
-        found[dist] = None
-        for extra in COMPANIONS.get(dist, ()):
-            found.setdefault(extra, None)
-    return list(found)
-
-
-def infer_system_packages(python_packages: Iterable[str]) -> list[str]:
-    found: dict[str, None] = {}
-    for dist in python_packages:
-        for apt in SYSTEM_COMPANIONS.get(dist, ()):
-            found[apt] = None
-    return list(found)

@@ -41,7 +41,6 @@ _registry_lock = threading.Lock()
 def expose(fn: F) -> F:
     """Mark a module-level function as callable over RPC. Returns it unchanged."""
     _registry[fn.__name__] = fn
-    fn.__scopegen_exposed__ = True  # type: ignore[attr-defined]
     return fn
 
 

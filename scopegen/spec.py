@@ -20,12 +20,9 @@ type (the lint messages and the client emitter both use it).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeAlias
-
-import orjson
 
 __all__ = [
     "ANY",
@@ -228,6 +225,11 @@ class Interface:
         """
         digest = self._hash
         if digest is None:
+            # Imported here: lint never needs the hash, and these cost ~4% of a lint.
+            import hashlib
+
+            import orjson
+
             payload = {"functions": _surface(self.functions), "types": _surface(self.types)}
             data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
             digest = hashlib.sha256(data).hexdigest()[:16]

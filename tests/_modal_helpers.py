@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from scopegen.analyze import analyze_file
+from scopegen.commands.image import image_spec
 from scopegen.config import load_config
 from scopegen.emit.modal import emit_modal_app
 
@@ -30,7 +31,8 @@ def generate(interface: Path, out: Path) -> Path:
     """Generate ``out/modal_app.py`` the way ``scopegen build`` does; return its path."""
     analysis = analyze_file(interface)
     assert analysis.ok, analysis.errors
-    text = emit_modal_app(analysis, load_config(interface), out)
+    config = load_config(interface)
+    text = emit_modal_app(analysis.interface, image_spec(analysis, config, out), config)
     out.mkdir(parents=True, exist_ok=True)
     app_file = out / "modal_app.py"
     app_file.write_text(text, encoding="utf-8")

@@ -142,8 +142,8 @@ def install_client(
     with _lock:
         if key not in _built:
             out = tmp_path_factory.mktemp(f"build-{package}")
-            name, files = generate(interface, out, name=package)
-            write_files(out, name, files)
-            venv.install(out / name)
+            result = generate(interface, out, name=package)
+            write_files(out, result.package, result.files)
+            venv.install(out / result.package)
             _built[key] = out
         return _built[key]

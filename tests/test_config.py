@@ -14,7 +14,6 @@ from scopegen.config import (
     ConfigError,
     ScopegenConfig,
     find_config_file,
-    infer_python_packages,
     load_config,
     parse_config,
 )
@@ -229,34 +228,6 @@ def test_the_examples_configurations_are_valid() -> None:
     found = sorted((ROOT / "examples").glob("*/scopegen.toml"))
     for path in found:
         load_config(path.with_name("interface.py"))
-
-
-# --------------------------------------------------------------------------- packages
-
-
-def test_imports_map_to_distributions_stdlib_and_scopegen_skipped(tmp_path: Path) -> None:
-    (tmp_path / "helpers.py").write_text("")
-    (tmp_path / "localpkg").mkdir()
-    modules = [
-        "__future__", "os", "json", "typing", "dataclasses", "scopegen", "scopegen.spec",
-        "transformers", "torch", "torch.nn.functional", "sklearn.linear_model", "PIL",
-        "cv2", "yaml", "sentence_transformers", "numpy", "helpers", "localpkg.sub", ".sibling",
-    ]  # fmt: skip
-    assert infer_python_packages(modules, tmp_path) == [
-        "transformers",
-        "torch",
-        "accelerate",  # transformers' device_map="auto" needs it
-        "scikit-learn",
-        "pillow",
-        "opencv-python",
-        "pyyaml",
-        "sentence-transformers",
-        "numpy",
-    ]
-
-
-def test_every_stdlib_module_is_skipped() -> None:
-    assert infer_python_packages(sorted(sys.stdlib_module_names)) == []
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -23,6 +23,9 @@ class Diagnostic:
     severity: Severity
     message: str
 
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.code} {self.message}"
+
     def to_json(self) -> dict[str, object]:
         return {
             "path": self.path,

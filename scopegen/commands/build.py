@@ -12,17 +12,19 @@ import dataclasses
 import difflib
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from scopegen.analyze import Analysis, analyze_file
+from scopegen.analyze import analyze_file
+from scopegen.analyze.report import render_text, use_color
+from scopegen.commands.image import image_spec
+from scopegen.config import ConfigError, ScopegenConfig, load_config
 from scopegen.emit.client import EmitError, emit_client, validate_package_name
 from scopegen.emit.mcp import mcp_config
+from scopegen.emit.modal import ImageSpec, emit_modal_app
+from scopegen.spec import Interface
 
-if TYPE_CHECKING:
-    from scopegen.config import ScopegenConfig
-
-__all__ = ["BuildError", "generate", "run_build"]
+__all__ = ["BuildError", "BuildResult", "generate", "run_build", "write_build", "write_files"]
 
 MODAL_APP = "modal_app.py"
 # A ready mcpServers entry for `scopegen mcp` (env var names only, never a token).
@@ -39,24 +41,43 @@ class BuildError(Exception):
         self.exit_code = exit_code
 
 
+@dataclass(frozen=True)
+class BuildResult:
+    """What one build worked out: ``deploy`` reads it instead of the files it wrote."""
+
+    package: str
+    # The analysed interface, named after the package (Modal app name, env vars).
+    interface: Interface
+    config: ScopegenConfig
+    image: ImageSpec
+    # Every file, keyed by POSIX path relative to the build folder.
+    files: dict[str, str]
+
+    @property
+    def app_name(self) -> str:
+        return self.config.app_name(self.interface.name)
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """The models the download step fetches: found by the analyzer, then configured."""
+        return self.config.all_models(self.interface.model_ids)
+
+
 def run_build(path: Path, out: Path, *, name: str | None, check: bool) -> int:
     """The ``scopegen build`` command; returns the exit status."""
     try:
-        package, files = generate(path, out, name=name)
+        result = generate(path, out, name=name)
     except BuildError as exc:
         print(f"scopegen build: {exc}", file=sys.stderr)
         return exc.exit_code
     if check:
-        return _check(out, package, files)
-    written, removed = write_files(out, package, files)
-    changed = f"{written} written, {removed} removed" if written or removed else "unchanged"
-    print(f"scopegen: built {out / package}/ and {out / MODAL_APP} ({changed})")
-    print(f"  install the client: pip install {out / package}")
+        return _check(out, result.package, result.files)
+    write_build(out, result)
     return 0
 
 
-def generate(path: Path, out: Path, *, name: str | None = None) -> tuple[str, dict[str, str]]:
-    """Lint ``path`` and return ``(package, {path relative to out: text})``.
+def generate(path: Path, out: Path, *, name: str | None = None) -> BuildResult:
+    """Lint ``path`` and work out every file of a build into ``out`` (nothing is written).
 
     Lint errors (printed to stderr with the warnings) raise ``BuildError``.
     """
@@ -65,50 +86,42 @@ def generate(path: Path, out: Path, *, name: str | None = None) -> tuple[str, di
     except (OSError, UnicodeDecodeError) as exc:
         raise BuildError(f"{path}: cannot read: {exc}", exit_code=2) from None
     if analysis.diagnostics:
-        from scopegen.analyze.report import format_text
-
-        sys.stderr.write(format_text(analysis.diagnostics, {analysis.path: analysis.source}))
+        sources = {analysis.path: analysis.source}
+        sys.stderr.write(render_text(analysis.diagnostics, sources, color=use_color(sys.stderr)))
     if analysis.errors:
         n = len(analysis.errors)
         raise BuildError(f"{path} has {n} lint error{'s' if n != 1 else ''}; nothing was written")
-    config = _load_config(path)
-    config_name = config.name if config is not None else None
-    package = _normalize(name or config_name or analysis.interface.name)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise BuildError(f"invalid configuration: {exc}", exit_code=2) from None
+    package = _normalize(name or config.name or analysis.interface.name)
     problem = validate_package_name(package)
     if problem:
         raise BuildError(problem + " (choose one with --name)", exit_code=2)
     # The emitters see the package name as the interface's name (Modal app name, env vars).
-    analysis = dataclasses.replace(
-        analysis, interface=dataclasses.replace(analysis.interface, name=package)
-    )
+    interface = dataclasses.replace(analysis.interface, name=package)
     try:
-        files = emit_client(analysis.interface, package=package, source_name=Path(path).name)
+        files = emit_client(interface, package=package, source_name=Path(path).name)
     except EmitError as exc:
         raise BuildError(str(exc)) from None
-    files[MODAL_APP] = _modal_app(analysis, config, out)
-    files[MCP_JSON] = mcp_config(analysis.interface.name, package)
-    return package, dict(sorted(files.items()))
+    image = image_spec(analysis, config, out)
+    files[MODAL_APP] = emit_modal_app(interface, image, config)
+    files[MCP_JSON] = mcp_config(interface.name, package)
+    return BuildResult(package, interface, config, image, dict(sorted(files.items())))
+
+
+def write_build(out: Path, result: BuildResult) -> None:
+    """Write what differs under ``out`` and say what was built."""
+    written, removed = write_files(out, result.package, result.files)
+    changed = f"{written} written, {removed} removed" if written or removed else "unchanged"
+    print(f"scopegen: built {out / result.package}/ and {out / MODAL_APP} ({changed})")
+    print(f"  install the client: pip install {out / result.package}")
 
 
 def _normalize(name: str) -> str:
     # PyPI spellings (``model-tools``) name the same package as ``model_tools``.
     return name.replace("-", "_").replace(".", "_")
-
-
-def _load_config(path: Path) -> ScopegenConfig | None:
-    from scopegen.config import load_config
-
-    try:
-        return load_config(path)
-    except ValueError as exc:  # ConfigError and pydantic's ValidationError
-        raise BuildError(f"invalid configuration: {exc}", exit_code=2) from None
-
-
-def _modal_app(analysis: Analysis, config: ScopegenConfig | None, out: Path) -> str:
-    from scopegen.config import ScopegenConfig
-    from scopegen.emit.modal import emit_modal_app
-
-    return emit_modal_app(analysis, config or ScopegenConfig(), out)
 
 
 # --------------------------------------------------------------------------- disk

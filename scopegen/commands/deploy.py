@@ -14,8 +14,6 @@ client reads. ``--dry-run`` does step 1 and prints the exact commands of steps
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import os
 import re
 import shlex
@@ -25,12 +23,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from scopegen.config import ConfigError, ScopegenConfig, load_config
+from scopegen.commands.build import MODAL_APP, BuildError, BuildResult, generate, write_build
 from scopegen.protocol import env_prefix
 
 __all__ = ["DeployPlan", "modal_command", "plan_deploy", "run_deploy"]
@@ -71,38 +68,19 @@ def modal_command() -> list[str] | None:
     return [sys.executable, "-m", "modal"]
 
 
-def plan_deploy(
-    app_file: Path, config: ScopegenConfig, *, modal: Sequence[str]
-) -> DeployPlan:
-    """The commands for a built ``OUT/modal_app.py``; names and models come from that file."""
-    constants = _constants(app_file)
-    package = str(constants["INTERFACE_NAME"])
+def plan_deploy(out: Path, result: BuildResult, *, modal: Sequence[str]) -> DeployPlan:
+    """The commands that deploy ``result``, built into ``out``."""
+    app_file = out / MODAL_APP
+    package = result.package
     return DeployPlan(
         app_file=app_file,
-        app_name=str(constants["APP_NAME"]),
-        model_ids=tuple(constants["MODEL_IDS"]),
+        app_name=result.app_name,
+        model_ids=result.model_ids,
         download=[*modal, "run", f"{app_file}::download_models"],
         deploy=[*modal, "deploy", str(app_file)],
         env_prefix=env_prefix(package),
-        proxy_auth=config.proxy_auth,
+        proxy_auth=result.config.proxy_auth,
     )
-
-
-def _constants(app_file: Path) -> dict[str, Any]:
-    """The literal module-level constants of a generated modal_app.py (not imported)."""
-    tree = ast.parse(app_file.read_text(encoding="utf-8"), filename=str(app_file))
-    found: dict[str, Any] = {}
-    for node in tree.body:
-        target: ast.expr | None = None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target = node.target
-        if isinstance(target, ast.Name):
-            assert isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
-            with contextlib.suppress(ValueError):
-                found[target.id] = ast.literal_eval(node.value)
-    return found
 
 
 def run_deploy(path: Path, out: Path, *, name: str | None, dry_run: bool) -> int:
@@ -114,24 +92,20 @@ def run_deploy(path: Path, out: Path, *, name: str | None, dry_run: bool) -> int
     if not path.is_file():
         errors.print(f"error: {escape(str(path))}: no such file")
         return 2
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        errors.print(f"error: {escape(str(exc))}")
-        return 2
     modal = modal_command()
     if modal is None and not dry_run:
         errors.print(f"error: {escape(MODAL_MISSING)}")
         return 1
 
     console.print(f"[bold]1/3[/] build {escape(str(path))} -> {escape(str(out))}")
-    from scopegen.commands.build import run_build
-
-    code = run_build(path, out, name=name, check=False)
-    if code != 0:
+    try:
+        result = generate(path, out, name=name)
+    except BuildError as exc:
+        errors.print(f"error: {escape(str(exc))}")
         errors.print("error: the build failed; nothing was sent to Modal")
-        return code
-    plan = plan_deploy(out / "modal_app.py", config, modal=modal or ["modal"])
+        return exc.exit_code
+    write_build(out, result)
+    plan = plan_deploy(out, result, modal=modal or ["modal"])
 
     if dry_run:
         if modal is None:

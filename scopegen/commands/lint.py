@@ -1,20 +1,34 @@
 """``scopegen lint``: analysis results as reports.
 
-Formats (README: "scopegen lint"): text (ruff-like, with the source line), json, github
-workflow commands, SARIF 2.1.0. Exit codes: 0 clean, 1 failing findings,
-2 usage error or unreadable path.
+Formats: text (ruff-like, with the source line), json, github workflow
+commands, SARIF 2.1.0. Exit codes: 0 clean, 1 failing findings, 2 usage
+error or unreadable path.
+
+``main`` is the command line itself, on argparse: ``scopegen lint`` runs
+before typer, rich or pydantic are imported (see ``scopegen/__main__.py``),
+so a lint costs little more than the parse.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from scopegen.analyze import Analysis, analyze_file
-from scopegen.analyze.report import format_github, format_json, format_sarif
+from scopegen.analyze.report import (
+    format_github,
+    format_json,
+    format_sarif,
+    render_text,
+    summary,
+    use_color,
+)
 
-__all__ = ["discover", "run_lint"]
+__all__ = ["FORMATS", "discover", "main", "run_lint"]
+
+FORMATS = ("text", "json", "github", "sarif")
 
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "build", "dist", ".tox"}
 
@@ -41,6 +55,33 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     return list(dict.fromkeys(files)), problems
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """``scopegen lint [--format F] [--strict] PATH...``; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="scopegen lint",
+        description="Check interface files statically (no import, no model load).",
+    )
+    parser.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="interface files or folders to walk"
+    )
+    parser.add_argument(
+        "--format",
+        "-f",
+        choices=FORMATS,
+        default="text",
+        dest="output_format",
+        help="report format (default: text)",
+    )
+    parser.add_argument(
+        "--strict", action=argparse.BooleanOptionalAction, default=False, help="warnings fail too"
+    )
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    return run_lint(args.paths, args.output_format, strict=args.strict)
+
+
 def run_lint(paths: Sequence[Path], output_format: str, *, strict: bool = False) -> int:
     files, problems = discover(paths)
     analyses: list[Analysis] = []
@@ -62,45 +103,10 @@ def run_lint(paths: Sequence[Path], output_format: str, *, strict: bool = False)
     elif output_format == "sarif":
         out.write(format_sarif(diagnostics) + "\n")
     elif files:
-        _print_text(analyses, len(files))
+        sources = {a.path: a.source for a in analyses}
+        out.write(render_text(diagnostics, sources, color=use_color(out)))
+        out.write(summary(diagnostics, len(files)) + "\n")
     if problems:
         return 2
     failing = [d for d in diagnostics if d.severity == "error" or strict]
     return 1 if failing else 0
-
-
-def _print_text(analyses: Sequence[Analysis], nfiles: int) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(highlight=False, soft_wrap=True)
-    errors = warnings = 0
-    for a in analyses:
-        lines = a.source.splitlines()
-        for d in a.diagnostics:
-            color = "red" if d.severity == "error" else "yellow"
-            console.print(
-                f"[bold]{escape(d.path)}:{d.line}:{d.column}:[/] "
-                f"[bold {color}]{d.code}[/] {escape(d.message)}"
-            )
-            if 1 <= d.line <= len(lines):
-                text = lines[d.line - 1]
-                width = (
-                    d.end_column - d.column if d.end_line == d.line else len(text) - d.column + 1
-                )
-                console.print(f"[dim]{d.line:>5} |[/] {escape(text)}")
-                console.print(
-                    f"[dim]      |[/] {' ' * (d.column - 1)}[{color}]{'^' * max(1, width)}[/]"
-                )
-            if d.severity == "error":
-                errors += 1
-            else:
-                warnings += 1
-    files = f"{nfiles} file{'s' if nfiles != 1 else ''}"
-    if errors or warnings:
-        console.print(
-            f"Found {errors} error{'s' if errors != 1 else ''} and "
-            f"{warnings} warning{'s' if warnings != 1 else ''} in {files}."
-        )
-    else:
-        console.print(f"All checks passed ({files}).")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from scopegen.analyze import analyze_file
-from scopegen.analyze.report import format_text
+from scopegen.analyze.report import render_text, use_color
 from scopegen.emit.schema import manifest_json
 
 __all__ = ["run_schema"]
@@ -19,7 +19,8 @@ def run_schema(path: Path) -> int:
         print(f"scopegen: {path}: cannot read: {exc}", file=sys.stderr)
         return 2
     if analysis.errors:
-        sys.stderr.write(format_text(analysis.errors, {str(path): analysis.source}))
+        sources = {analysis.path: analysis.source}
+        sys.stderr.write(render_text(analysis.errors, sources, color=use_color(sys.stderr)))
         return 1
     sys.stdout.write(manifest_json(analysis.interface).decode() + "\n")
     return 0

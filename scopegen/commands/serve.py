@@ -57,7 +57,7 @@ def run_serve(
         _err(f"scopegen serve: cannot read {path}: {exc.strerror or exc}")
         return 2
     for d in analysis.diagnostics:
-        _err(f"{d.path}:{d.line}:{d.column}: {d.code} {d.message}")
+        _err(str(d))
     if analysis.errors:
         _err(f"scopegen serve: {len(analysis.errors)} lint error(s); not serving {path}")
         return 1

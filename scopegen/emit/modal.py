@@ -1,30 +1,23 @@
 """Emit ``OUT/modal_app.py``: the Modal deployment of an interface's server.
 
-A function from (analysis, configuration, output folder) to text, rendered
-from ``templates/modal_app.py.tmpl``. The text is deterministic and holds no
-absolute path of this machine: the interface's folder is written relative to
-the output folder and resolved against ``Path(__file__).parent`` when Modal
-imports the file.
+A pure function of (interface, image, configuration) to text, rendered from
+``templates/modal_app.py.tmpl``; ``commands/image.py`` works out the image
+(packages, the uploaded folder) beforehand. The text is deterministic and
+holds no absolute path of this machine: the interface's folder is written
+relative to the output folder and resolved against ``Path(__file__).parent``
+when Modal imports the file.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
 
-from scopegen.analyze import Analysis
-from scopegen.config import (
-    ScopegenConfig,
-    infer_python_packages,
-    infer_system_packages,
-    normalize_gpu,
-)
+from scopegen.config import ScopegenConfig, normalize_gpu
 from scopegen.emit._templates import render_template
+from scopegen.spec import Interface, py_str
 
-__all__ = ["DOWNLOAD_TIMEOUT", "SCOPEGEN_PACKAGES", "emit_modal_app", "python_packages"]
+__all__ = ["DOWNLOAD_TIMEOUT", "SCOPEGEN_PACKAGES", "ImageSpec", "emit_modal_app"]
 
 # scopegen's own run-time dependencies: pyproject's [project.dependencies] (a test
 # keeps them equal, markers aside). The image runs scopegen from source, so pip
@@ -46,69 +39,62 @@ SCOPEGEN_PACKAGES: tuple[str, ...] = (
 # and CPU time is cheap; an interrupted download resumes on the next run.
 DOWNLOAD_TIMEOUT = 3 * 3600
 
-# Patterns (Modal's dockerignore syntax) never uploaded with the interface's folder.
-_IGNORE: tuple[str, ...] = ("**/.*", "**/__pycache__", "**/*.pyc", "**/node_modules", "**/venv")
-
 _LINE_LENGTH = 100
 
 
-def python_packages(analysis: Analysis, config: ScopegenConfig) -> list[str]:
-    """The image's pip list besides scopegen's own: configured, else inferred."""
-    if config.python_packages is not None:
-        return list(config.python_packages)
-    folder = Path(analysis.path).resolve().parent
-    inferred = infer_python_packages(analysis.imported_modules, folder)
-    # scopegen's own dependencies are installed anyway, with their version bounds.
-    return [p for p in inferred if _dist_key(p) not in _SCOPEGEN_DISTS]
+@dataclass(frozen=True)
+class ImageSpec:
+    """The Modal image of one build (``commands/image.py`` works it out).
+
+    Every path is relative to the build folder.
+    """
+
+    # The interface file's name, and its folder relative to the build folder (POSIX).
+    interface_file: str
+    local_dir: str
+    # The interface file relative to the build folder, for the generated file's header.
+    source_display: str
+    # pip requirements besides scopegen's own, and apt packages.
+    python_packages: tuple[str, ...]
+    system_packages: tuple[str, ...]
+    # Imported before a memory snapshot is taken (empty without ``memory_snapshot``).
+    preload_modules: tuple[str, ...]
+    # Patterns left out of the upload of the interface's folder.
+    ignore: tuple[str, ...]
 
 
-def _dist_key(requirement: str) -> str:
-    """``"Sentence_Transformers>=3"`` -> ``"sentence-transformers"`` (PEP 503 name)."""
-    name = re.split(r"[\s\[<>=!~;@]", requirement, maxsplit=1)[0]
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-_SCOPEGEN_DISTS = frozenset(_dist_key(p) for p in SCOPEGEN_PACKAGES)
-
-
-def emit_modal_app(analysis: Analysis, config: ScopegenConfig, out_dir: Path) -> str:
-    """The text of ``out_dir/modal_app.py`` for ``analysis`` under ``config``."""
-    interface = analysis.interface
-    source = Path(analysis.path).resolve()
-    out = Path(out_dir).resolve()
-    local_dir = _relative(source.parent, out)
-    packages = python_packages(analysis, config)
-    system = list(dict.fromkeys([*config.system_packages, *infer_system_packages(packages)]))
+def emit_modal_app(interface: Interface, image: ImageSpec, config: ScopegenConfig) -> str:
+    """The text of ``OUT/modal_app.py`` for ``interface``, its ``image`` and ``config``."""
     timeout = config.timeout
     # The server answers 504 a little before Modal would kill the call, so the
     # client gets a protocol error rather than a dropped connection.
     call_timeout = timeout - 10 if timeout > 20 else None
 
     values = {
-        "source_display": _relative(source, out),
+        "source_display": image.source_display,
         "interface_name": interface.name,
-        "interface_name_literal": _lit(interface.name),
+        "interface_name_literal": py_str(interface.name),
         "gpu_words": _gpu_words(config.gpu),
-        "app_name": _lit(config.app_name(interface.name)),
-        "interface_file": _lit(source.name),
+        "app_name": py_str(config.app_name(interface.name)),
+        "interface_file": py_str(image.interface_file),
         "model_ids": _tuple(
             config.all_models(interface.model_ids), "MODEL_IDS: tuple[str, ...] = "
         ),
-        "python_version": _lit(config.python_version),
-        "python_packages": _list(packages, "PYTHON_PACKAGES: list[str] = "),
+        "python_version": py_str(config.python_version),
+        "python_packages": _list(image.python_packages, "PYTHON_PACKAGES: list[str] = "),
         "scopegen_packages": _list(SCOPEGEN_PACKAGES, "SCOPEGEN_PACKAGES: list[str] = "),
-        "preload_modules": _preload(analysis, config),
-        "local_interface_dir": _lit(local_dir),
-        "ignore": _list([*_IGNORE, *_ignore_out(source.parent, out)], "IGNORE: list[str] = "),
-        "apt_install": _apt_install(system),
-        "volume_name": _lit(config.volume_name(interface.name)),
+        "preload_modules": _preload(image, config),
+        "local_interface_dir": py_str(image.local_dir),
+        "ignore": _list(image.ignore, "IGNORE: list[str] = "),
+        "apt_install": _apt_install(image.system_packages),
+        "volume_name": py_str(config.volume_name(interface.name)),
         "secrets": _list(
-            [f"modal.Secret.from_name({_lit(s)})" for s in config.secrets],
+            [f"modal.Secret.from_name({py_str(s)})" for s in config.secrets],
             "secrets: list[modal.Secret] = ",
             raw=True,
         ),
         "download_timeout": str(DOWNLOAD_TIMEOUT),
-        "gpu": _lit(config.gpu),
+        "gpu": py_str(config.gpu),
         "timeout": str(timeout),
         "startup_timeout": str(config.startup_timeout),
         "scaledown_window": str(config.scaledown_window),
@@ -135,16 +121,10 @@ _PREPARE = """
 """
 
 
-def _preload(analysis: Analysis, config: ScopegenConfig) -> str:
+def _preload(image: ImageSpec, config: ScopegenConfig) -> str:
     if not config.memory_snapshot:
         return ""
-    folder = Path(analysis.path).resolve().parent
-    # The third-party imports (those that map to a distribution), by top-level name.
-    third_party = [
-        m.split(".", 1)[0] for m in analysis.imported_modules if infer_python_packages([m], folder)
-    ]
-    modules = [*dict.fromkeys(third_party), "scopegen.server"]
-    tuple_text = _tuple(modules, "PRELOAD_MODULES: tuple[str, ...] = ")
+    tuple_text = _tuple(image.preload_modules, "PRELOAD_MODULES: tuple[str, ...] = ")
     return (
         "# Imported before the memory snapshot is taken (see Server.prepare).\n"
         f"PRELOAD_MODULES: tuple[str, ...] = {tuple_text}\n"
@@ -154,34 +134,12 @@ def _preload(analysis: Analysis, config: ScopegenConfig) -> str:
 def _apt_install(packages: Sequence[str]) -> str:
     if not packages:
         return ""
-    return f"    .apt_install({', '.join(_lit(p) for p in packages)})\n"
+    return f"    .apt_install({', '.join(py_str(p) for p in packages)})\n"
 
 
 def _gpu_words(gpu: str) -> str:
     kind, _, count = normalize_gpu(gpu).partition(":")
     return f"{count} {kind} GPUs" if count else f"one {kind} GPU"
-
-
-def _relative(path: Path, start: Path) -> str:
-    """``path`` relative to ``start``, with ``/`` on every platform."""
-    rel = os.path.relpath(path, start)
-    return PurePosixPath(*Path(rel).parts).as_posix() if rel != "." else "."
-
-
-def _ignore_out(interface_dir: Path, out: Path) -> list[str]:
-    """Keep the build output out of the upload when it lies inside the interface's folder."""
-    try:
-        rel = out.relative_to(interface_dir)
-    except ValueError:
-        return []
-    if not rel.parts:  # OUT is the interface's folder: leave out the generated file only
-        return ["modal_app.py"]
-    return [PurePosixPath(*rel.parts).as_posix()]
-
-
-def _lit(value: str) -> str:
-    """A Python string literal in double quotes (JSON's escapes are Python's too)."""
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _list(items: Sequence[str], prefix: str, *, raw: bool = False) -> str:
@@ -190,7 +148,7 @@ def _list(items: Sequence[str], prefix: str, *, raw: bool = False) -> str:
 
 def _tuple(items: Sequence[str], prefix: str) -> str:
     if len(items) == 1:
-        return f"({_lit(items[0])},)"
+        return f"({py_str(items[0])},)"
     return _sequence(items, prefix, "(", ")")
 
 
@@ -198,7 +156,7 @@ def _sequence(
     items: Sequence[str], prefix: str, open_: str, close: str, *, raw: bool = False
 ) -> str:
     """Inline when the whole statement fits on one line, else one item per line."""
-    parts = [item if raw else _lit(item) for item in items]
+    parts = [item if raw else py_str(item) for item in items]
     inline = open_ + ", ".join(parts) + close
     if len(prefix) + len(inline) <= _LINE_LENGTH:
         return inline

@@ -65,7 +65,7 @@ class InterfaceLintError(InterfaceLoadError):
     def __init__(self, path: str, errors: list[Diagnostic]) -> None:
         self.path = path
         self.errors = errors
-        lines = [f"{d.path}:{d.line}:{d.column}: {d.code} {d.message}" for d in errors]
+        lines = [str(d) for d in errors]
         super().__init__(f"{path} has {len(errors)} lint error(s):\n" + "\n".join(lines))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -208,17 +209,8 @@ _SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _expected(values: tuple[Any, ...]) -> str:
-    shown = [_json_repr(v) for v in values]
+    # Literal values are str, int, bool or None: shown as JSON, the way the caller sent them.
+    shown = [json.dumps(v, ensure_ascii=False) for v in values]
     if len(shown) <= 1:
         return "".join(shown)
     return ", ".join(shown[:-1]) + " or " + shown[-1]
-
-
-def _json_repr(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +149,55 @@ def test_version_option() -> None:
 
     r = run("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"scopegen {__version__}"
+
+
+def test_lint_takes_the_light_path_without_typer_rich_or_pydantic(tmp_path: Path) -> None:
+    p = tmp_path / "interface.py"
+    p.write_text(CLEAN)
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['scopegen', 'lint', {str(p)!r}]\n"
+        "try:\n    runpy.run_module('scopegen', run_name='__main__')\nexcept SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "loaded = [m for m in ('typer', 'click', 'rich', 'pydantic', 'importlib.metadata') "
+        "if m in sys.modules]\n"
+        "print('LOADED', loaded)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "LOADED []" in r.stdout, r.stdout + r.stderr
+
+
+def test_lint_help_and_the_typer_entry_point_agree(tmp_path: Path) -> None:
+    r = run("lint", "--help")
+    assert r.returncode == 0
+    assert "--format" in r.stdout and "--strict" in r.stdout and "PATH" in r.stdout
+    assert "lint" in run("--help").stdout  # still listed among the commands
+    warn = tmp_path / "w_interface.py"
+    warn.write_text(WARN_ONLY)
+    # The typer app (scopegen.cli.main) hands lint to the same command line.
+    argv = ["scopegen", "lint", "--strict", str(warn)]
+    code = f"import sys\nfrom scopegen.cli import main\nsys.argv = {argv!r}\nmain()"
+    typer_run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert typer_run.returncode == 1
+    assert f"{warn}:2:7: SG007" in typer_run.stdout
+    assert run("lint", "--no-strict", str(warn)).returncode == 0
+
+
+def test_text_report_is_coloured_only_when_asked(bad: Path) -> None:
+    def lint(**env: str) -> str:
+        full = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+        out = subprocess.run(
+            [sys.executable, "-m", "scopegen", "lint", str(bad)],
+            capture_output=True,
+            text=True,
+            env={**full, **env},
+        )
+        return out.stdout
+
+    plain = lint()
+    assert "\x1b[" not in plain  # not a terminal
+    coloured = lint(FORCE_COLOR="1")
+    assert "\x1b[1m\x1b[31mSG001\x1b[0m" in coloured  # the code, bold red for an error
+    assert "\x1b[" not in lint(FORCE_COLOR="1", NO_COLOR="1")
+    # Without the escapes, the same report.
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain

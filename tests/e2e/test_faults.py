@@ -51,8 +51,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
 def client(venv: Venv, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The client package of ``fault_basic.py``, installed in the venv."""
     out = tmp_path_factory.mktemp("faults-build")
-    package, files = generate(FAULTS, out, name=PACKAGE)
-    write_files(out, package, files)
+    result = generate(FAULTS, out, name=PACKAGE)
+    package = result.package
+    write_files(out, package, result.files)
     venv.install(out / package)
     return package
 

@@ -321,8 +321,9 @@ def test_no_pickle_or_eval_in_the_server_source() -> None:
 
 
 def test_no_pickle_or_eval_in_the_generated_client(tmp_path: Path) -> None:
-    package, files = generate(FAULTS, tmp_path, name="sg_sec")
-    write_files(tmp_path, package, files)
+    result = generate(FAULTS, tmp_path, name="sg_sec")
+    package = result.package
+    write_files(tmp_path, package, result.files)
     sources = sorted((tmp_path / package).rglob("*.py"))
     assert sources
     assert [hit for path in sources for hit in _dangerous(path)] == []

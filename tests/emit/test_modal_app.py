@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from scopegen.analyze import analyze_file
+from scopegen.commands.image import image_spec
 from scopegen.config import load_config
 from scopegen.emit.modal import SCOPEGEN_PACKAGES, emit_modal_app
 from tests._modal_helpers import (
@@ -327,12 +328,15 @@ def test_build_output_inside_the_interface_folder_is_not_uploaded(tmp_path: Path
 def test_output_is_deterministic_and_has_no_absolute_path(tmp_path: Path) -> None:
     interface = write_interface(tmp_path / "tools", HEAVY_INTERFACE, config=FULL_CONFIG)
     analysis = analyze_file(interface)
-    first = emit_modal_app(analysis, load_config(interface), tmp_path / "build")
+    config = load_config(interface)
+    image = image_spec(analysis, config, tmp_path / "build")
+    first = emit_modal_app(analysis.interface, image, config)
     cwd = os.getcwd()
     try:
         os.chdir(tmp_path)
         relative = analyze_file("tools/interface.py")
-        again = emit_modal_app(relative, load_config(interface), Path("build"))
+        again_image = image_spec(relative, config, Path("build"))
+        again = emit_modal_app(relative.interface, again_image, config)
     finally:
         os.chdir(cwd)
     assert first == again

@@ -175,7 +175,7 @@ class Reloader:
         self._failed = True  # Until this reload succeeds.
         analysis = analyze_source(source, self._shown_path, name=self.settings.name)
         for d in analysis.diagnostics:
-            self._say(f"{d.path}:{d.line}:{d.column}: {d.code} {d.message}", prefix=False)
+            self._say(str(d), prefix=False)
         if analysis.errors:
             n = len(analysis.errors)
             self._say(
