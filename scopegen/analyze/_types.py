@@ -44,10 +44,12 @@ class Problem:
 
     node: cst.CSTNode
     reason: Reason
-    # The annotation, class or member as written (``torch.Tensor``, ``np.ndarray[...]``).
+    # The name, class, alias or member as written (``torch.Tensor``, ``np.ndarray``).
     subject: str = ""
     # The qualified name behind ``subject`` (``torch.Tensor``, ``bytes``), when it is a name.
     qualified: str = ""
+    # ``subject[...]``: the name is subscripted in the annotation.
+    subscripted: bool = False
     # The type aliases the annotation went through, outermost first.
     aliases: tuple[str, ...] = ()
 
@@ -199,7 +201,7 @@ class TypeConverter:
             if local is None:
                 problems.append(Problem(node, "not_a_type"))
             else:
-                problems.append(Problem(node, "not_wire", f"{local}[...]", local))
+                problems.append(Problem(node, "not_wire", local, local, subscripted=True))
             return spec.ANY
         if qn in _LIST:
             return spec.ListType(self._one(node, args, problems))
@@ -232,7 +234,7 @@ class TypeConverter:
             node.value
         )
         reason: Reason = "unresolved" if unresolved else "not_wire"
-        problems.append(Problem(node, reason, f"{_spelling(node.value)}[...]", qn))
+        problems.append(Problem(node, reason, _spelling(node.value), qn, subscripted=True))
         return spec.ANY
 
     def _one(

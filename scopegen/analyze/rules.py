@@ -303,12 +303,13 @@ class _NotWire(Rule):
     def problem_text(self, p: Problem) -> str | None:
         """What ``p`` says on this rule's side; ``None`` when it is SG013's (defined elsewhere)."""
         hint = _known_not_wire(p)
+        subject = f"{p.subject}[...]" if p.subscripted else p.subject
         if hint is not None:
-            text = self.HINTED.format(subject=p.subject, hint=self._hint(hint))
+            text = self.HINTED.format(subject=subject, hint=self._hint(hint))
         elif p.reason == "unresolved":
             return None
         else:
-            text = self.PROBLEMS[p.reason].format(subject=p.subject)
+            text = self.PROBLEMS[p.reason].format(subject=subject)
         return _through_aliases(p, text)
 
 
