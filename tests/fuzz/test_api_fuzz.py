@@ -97,6 +97,12 @@ class FuzzReport:
         )
 
 
+@pytest.fixture(autouse=True)
+def _outside_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Schemathesis writes crash reports under ./.schemathesis: keep them out of the checkout.
+    monkeypatch.chdir(tmp_path)
+
+
 def fuzz(srv: RunningServer, examples: int, *, request_timeout: float = 30.0) -> FuzzReport:
     """Run schemathesis' engine against ``srv`` until it has sent at least ``examples`` requests."""
     auth = {"Authorization": f"Bearer {srv.token}"} if srv.token else {}
