@@ -28,11 +28,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from scopegen.commands.build import MODAL_APP, BuildError, BuildResult, generate, write_build
+from scopegen.extras import MODAL_REQUIREMENT, install_hint
 from scopegen.protocol import env_prefix
 
 __all__ = ["DeployPlan", "modal_command", "plan_deploy", "run_deploy"]
 
-MODAL_MISSING = "modal is not installed: pip install 'scopegen[modal]'"
+MODAL_MISSING = f"modal is not installed: {install_hint(MODAL_REQUIREMENT)}"
 
 # What `modal deploy` prints for a web endpoint: "... => https://ws--app-server-web.modal.run".
 _URL = re.compile(r"https://[A-Za-z0-9.-]+\.modal\.run\S*")

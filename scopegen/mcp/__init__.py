@@ -10,11 +10,13 @@ Layout (only ``_bridge`` imports the ``mcp`` SDK, and only
 it; ``scopegen.emit.mcp`` writes the ``mcp.json`` of ``scopegen build``)::
 
     _remote.py   talking to the server: URL, token, manifest, calls, error text
-    _bridge.py   the stdio MCP server (low-level ``mcp.server.Server`` API)
+    _sdk.py      which SDK is installed and whether the bridge runs on it (1.10+ or 2.x)
+    _bridge.py   the stdio MCP server (low-level ``mcp.server.Server`` API, both majors)
 """
 
 from __future__ import annotations
 
 from scopegen.mcp._remote import BridgeStartError, CallOutcome, Remote
+from scopegen.mcp._sdk import installed_sdk_version, sdk_problem
 
-__all__ = ["BridgeStartError", "CallOutcome", "Remote"]
+__all__ = ["BridgeStartError", "CallOutcome", "Remote", "installed_sdk_version", "sdk_problem"]

@@ -86,14 +86,15 @@ def test_missing_modal_is_a_clear_error(tmp_path: Path) -> None:
     hide_modal = "import sys; sys.modules['modal'] = None"
     result = _run_cli(["deploy", str(interface), "-o", "out"], cwd=tmp_path, prelude=hide_modal)
     assert result.returncode == 1
-    assert "pip install 'scopegen[modal]'" in result.stderr
+    assert "pip install 'modal>=1.0,<2'" in result.stderr
+    assert "make install" in result.stderr  # .venv already has it
     assert "Traceback" not in result.stderr
     # The dry run still works, and says what is missing.
     dry = _run_cli(
         ["deploy", str(interface), "-o", "out", "--dry-run"], cwd=tmp_path, prelude=hide_modal
     )
     assert dry.returncode == 0, dry.stderr
-    assert "pip install 'scopegen[modal]'" in dry.stdout
+    assert "pip install 'modal>=1.0,<2'" in dry.stdout
     assert "modal deploy out/modal_app.py" in dry.stdout
 
 

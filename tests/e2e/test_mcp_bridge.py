@@ -1,17 +1,28 @@
-"""The MCP bridge: `scopegen mcp URL` against a real `scopegen serve`, via the mcp SDK client."""
+"""The MCP bridge: `scopegen mcp URL` against a real `scopegen serve`, over raw JSON-RPC.
+
+The harness side is written here, not taken from the SDK: newline-delimited
+JSON-RPC on the bridge's stdin/stdout, as a harness speaks it. So the same
+test drives the bridge on both SDK majors it supports: the one `make install`
+puts in .venv (2.x, also what the `mcp` extra resolves to today) and 1.x in a
+venv of its own (scopegen and `mcp>=1.10,<2`, built once per session).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import anyio
 import httpx
 import orjson
 import pytest
@@ -25,19 +36,53 @@ from scopegen.mcp._remote import (
     resolve_url,
     result_schema,
 )
-
-pytest.importorskip("mcp")
-
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.types import CallToolResult, TextContent
-
 from tests._serving import RunningServer, running_server
+from tests._venvs import make_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERFACE = ROOT / "tests" / "interfaces" / "mcp_tools.py"
 TOKEN = "mcp-test-token"
 STARTUP_TIMEOUT = 60
+# Any revision both majors negotiate through the initialize handshake.
+PROTOCOL_VERSION = "2025-06-18"
+
+
+@dataclass(frozen=True)
+class SdkEnv:
+    """A Python that has scopegen and one MCP SDK; ``major`` is checked, not assumed."""
+
+    python: str
+    major: int
+
+
+def _sdk_version(python: str) -> str:
+    out = subprocess.run(
+        [python, "-c", "from importlib.metadata import version; print(version('mcp'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=tempfile.gettempdir(),
+    )
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def sdk1_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    venv = make_venv(tmp_path_factory.mktemp("mcp1") / "venv", packages=(str(ROOT), "mcp>=1.10,<2"))
+    return str(venv.python)
+
+
+@pytest.fixture(scope="session", params=["dev", "sdk1"])
+def sdk(request: pytest.FixtureRequest) -> SdkEnv:
+    """Each SDK major the bridge supports: .venv's (2.x) and a 1.x venv."""
+    if request.param == "dev":
+        env = SdkEnv(sys.executable, 2)
+    else:
+        env = SdkEnv(request.getfixturevalue("sdk1_python"), 1)
+    version = _sdk_version(env.python)
+    assert version.split(".")[0] == str(env.major), (request.param, version)
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -54,52 +99,142 @@ def manifest(server: RunningServer) -> dict[str, Any]:
 
 
 def _child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCOPEGEN_", "MCP_TOOLS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SCOPEGEN_", "MCP_TOOLS_")) and k not in {"PYTHONPATH", "VIRTUAL_ENV"}
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
 
 
-def _text(result: CallToolResult) -> str:
-    assert len(result.content) == 1
-    block = result.content[0]
-    assert isinstance(block, TextContent)
-    return block.text
+class RpcError(Exception):
+    """A JSON-RPC error answer (not a tool error: those are results with isError)."""
 
 
-def _session(args: list[str], env: Mapping[str, str]) -> Any:
-    """Run ``body(session)`` against ``python -m scopegen ARGS`` over stdio."""
+class Harness:
+    """The harness side of MCP over stdio: one JSON object per line each way."""
 
-    def run(body: Any) -> Any:
-        async def main() -> Any:
-            params = StdioServerParameters(
-                command=sys.executable, args=["-m", "scopegen", *args], env=dict(env), cwd=ROOT
-            )
-            with anyio.fail_after(STARTUP_TIMEOUT):
-                async with (
-                    stdio_client(params) as (read, write),
-                    ClientSession(read, write) as session,
-                ):
-                    await session.initialize()
-                    return await body(session)
+    def __init__(self, python: str, args: list[str], env: Mapping[str, str]) -> None:
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self.proc = subprocess.Popen(
+            [python, "-m", "scopegen", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=dict(env),
+            # Not the checkout: `-m` would import scopegen from the working folder.
+            cwd=tempfile.gettempdir(),
+        )
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        self._next_id = 0
+        assert self.proc.stdout is not None
+        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
 
-        return anyio.run(main)
+    def _read(self, stdout: IO[bytes]) -> None:
+        for line in stdout:
+            self._lines.put(line)
+        self._lines.put(b"")
 
-    return run
+    @property
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(orjson.dumps({"jsonrpc": "2.0", **message}) + b"\n")
+        self.proc.stdin.flush()
+
+    def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        self._send({"method": method, **({"params": params} if params is not None else {})})
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        self._next_id += 1
+        rid = self._next_id
+        self._send({"id": rid, "method": method, "params": params or {}})
+        while True:
+            try:
+                line = self._lines.get(timeout=STARTUP_TIMEOUT)
+            except queue.Empty:
+                raise AssertionError(f"no answer to {method}; stderr:\n{self.stderr}") from None
+            if not line:
+                raise AssertionError(f"the bridge closed stdout; stderr:\n{self.stderr}")
+            message = orjson.loads(line)
+            if message.get("id") != rid:
+                continue  # a notification or a log message from the server
+            if "error" in message:
+                raise RpcError(message["error"])
+            return message["result"]
+
+    def initialize(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "initialize",
+            {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "scopegen-tests", "version": "0"},
+            },
+        )
+        self.notify("notifications/initialized")
+        return result
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        tools: list[dict[str, Any]] = self.request("tools/list")["tools"]
+        return tools
+
+    def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("tools/call", {"name": name, "arguments": arguments})
+        return result
+
+    def close(self) -> int:
+        """Close stdin, as a harness does when it is done; the bridge's exit code."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            return self.proc.wait(timeout=15)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._stderr.close()
 
 
-def _bridge(server: RunningServer) -> Any:
-    return _session(["mcp", server.url], _child_env(SCOPEGEN_TOKEN=TOKEN))
+@contextlib.contextmanager
+def harness(python: str, args: list[str], env: Mapping[str, str]) -> Iterator[Harness]:
+    h = Harness(python, args, env)
+    try:
+        init = h.initialize()
+        assert init["serverInfo"]["name"] == "scopegen-mcp_tools", init
+        yield h
+    finally:
+        code = h.close()
+    assert code == 0, code
 
 
-def _start_failure(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+def _bridge(sdk: SdkEnv, server: RunningServer) -> contextlib.AbstractContextManager[Harness]:
+    return harness(sdk.python, ["mcp", server.url], _child_env(SCOPEGEN_TOKEN=TOKEN))
+
+
+def _text(result: dict[str, Any]) -> str:
+    assert len(result["content"]) == 1, result
+    block = result["content"][0]
+    assert block["type"] == "text"
+    text: str = block["text"]
+    return text
+
+
+def _start_failure(
+    args: list[str], env: Mapping[str, str], python: str = sys.executable
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scopegen", *args],
+        [python, "-m", "scopegen", *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         env=dict(env),
-        cwd=ROOT,
+        cwd=tempfile.gettempdir(),
         timeout=STARTUP_TIMEOUT,
     )
 
@@ -108,105 +243,91 @@ def _start_failure(args: list[str], env: Mapping[str, str]) -> subprocess.Comple
 
 
 def test_tools_mirror_the_manifest_names_descriptions_and_schemas(
-    server: RunningServer, manifest: dict[str, Any]
+    sdk: SdkEnv, server: RunningServer, manifest: dict[str, Any]
 ) -> None:
-    async def body(session: ClientSession) -> Any:
-        return (await session.list_tools()).tools
-
-    tools = _bridge(server)(body)
+    with _bridge(sdk, server) as h:
+        tools = h.list_tools()
     functions = manifest["functions"]
-    assert [t.name for t in tools] == [f["name"] for f in functions]
+    assert [t["name"] for t in tools] == [f["name"] for f in functions]
     for tool, fn in zip(tools, functions, strict=True):
         # Byte-for-byte the schema the server enforces (with its $defs).
-        assert tool.inputSchema == fn["parameters"], tool.name
-        assert tool.outputSchema == result_schema(fn["returns"]), tool.name
+        assert tool["inputSchema"] == fn["parameters"], tool["name"]
+        assert tool["outputSchema"] == result_schema(fn["returns"]), tool["name"]
         if fn["doc"]:
-            assert tool.description == fn["doc"]
+            assert tool["description"] == fn["doc"]
         else:
-            assert tool.description == f"Call {fn['name']} on the scopegen interface mcp_tools."
-    measure = next(t for t in tools if t.name == "measure")
-    assert "Span" in measure.inputSchema["$defs"]
+            assert tool["description"] == f"Call {fn['name']} on the scopegen interface mcp_tools."
+    measure = next(t for t in tools if t["name"] == "measure")
+    assert "Span" in measure["inputSchema"]["$defs"]
 
 
 def test_good_calls_return_the_result_as_text_and_structured_content(
-    server: RunningServer,
+    sdk: SdkEnv, server: RunningServer
 ) -> None:
-    async def body(session: ClientSession) -> list[CallToolResult]:
-        return [
-            await session.call_tool("add", {"a": 2, "b": 40}),
-            await session.call_tool("shout", {"text": "hi", "times": 2}),
-            await session.call_tool(
-                "measure", {"span": {"start": 1, "end": 4}, "spans": [{"start": 0, "end": 2}]}
-            ),
-            await session.call_tool("slow_echo", {"value": 1.5}),
-        ]
-
-    add, shout, measure, echo = _bridge(server)(body)
+    with _bridge(sdk, server) as h:
+        add = h.call("add", {"a": 2, "b": 40})
+        shout = h.call("shout", {"text": "hi", "times": 2})
+        measure = h.call(
+            "measure", {"span": {"start": 1, "end": 4}, "spans": [{"start": 0, "end": 2}]}
+        )
+        echo = h.call("slow_echo", {"value": 1.5})
     for r in (add, shout, measure, echo):
-        assert not r.isError, _text(r)
-    assert add.structuredContent == {"result": 42}
+        assert not r.get("isError"), _text(r)
+    assert add["structuredContent"] == {"result": 42}
     assert _text(add) == "42"
-    assert shout.structuredContent == {"result": "HI HI"}
+    assert shout["structuredContent"] == {"result": "HI HI"}
     assert _text(shout) == "HI HI"  # a string result reads as itself, not as JSON
-    assert measure.structuredContent == {"result": {"length": 3, "extra": 2}}
+    assert measure["structuredContent"] == {"result": {"length": 3, "extra": 2}}
     assert orjson.loads(_text(measure)) == {"length": 3, "extra": 2}
-    assert echo.structuredContent == {"result": 1.5}
+    assert echo["structuredContent"] == {"result": 1.5}
 
 
 def test_bad_arguments_and_raising_functions_are_tool_errors_and_the_bridge_keeps_serving(
-    server: RunningServer,
+    sdk: SdkEnv, server: RunningServer
 ) -> None:
-    async def body(session: ClientSession) -> list[CallToolResult]:
-        return [
-            await session.call_tool("add", {"a": "two"}),
-            await session.call_tool("add", {"a": 1, "c": 3}),
-            await session.call_tool("fail", {"reason": "no GPU"}),
-            await session.call_tool("no_such_tool", {}),
-            await session.call_tool("add", {"a": 1}),
-        ]
+    with _bridge(sdk, server) as h:
+        wrong_type = h.call("add", {"a": "two"})
+        unexpected = h.call("add", {"a": 1, "c": 3})
+        raised = h.call("fail", {"reason": "no GPU"})
+        unknown = h.call("no_such_tool", {})
+        after = h.call("add", {"a": 1})
 
-    wrong_type, unexpected, raised, unknown, after = _bridge(server)(body)
-
-    assert wrong_type.isError
+    assert wrong_type["isError"]
     text = _text(wrong_type)
     assert text.startswith("invalid_arguments (HTTP 422): ")
     assert "- a: " in text  # the location of the bad argument
-    assert wrong_type.structuredContent is None
+    assert wrong_type.get("structuredContent") is None
 
-    assert unexpected.isError
+    assert unexpected["isError"]
     assert "invalid_arguments" in _text(unexpected)
     assert "- c: " in _text(unexpected)
 
-    assert raised.isError
+    assert raised["isError"]
     text = _text(raised)
     assert text.startswith("function_error (HTTP 500): refused: no GPU")
     assert "type: RuntimeError" in text
     assert "remote traceback:" in text
     assert 'raise RuntimeError(f"refused: {reason}")' in text
 
-    assert unknown.isError
+    assert unknown["isError"]
     assert _text(unknown).startswith("unknown_function")
 
     # The same bridge process still answers after every kind of failure.
-    assert not after.isError
-    assert after.structuredContent == {"result": 2}
+    assert not after.get("isError")
+    assert after["structuredContent"] == {"result": 2}
 
 
-def test_a_server_that_goes_away_gives_connection_failed_not_a_crashed_bridge() -> None:
-    with running_server(INTERFACE) as srv:
-
-        async def body(session: ClientSession) -> list[CallToolResult]:
-            before = await session.call_tool("add", {"a": 1})
-            srv.proc.terminate()
-            srv.proc.wait(timeout=10)
-            gone = await session.call_tool("add", {"a": 1})
-            tools = await session.list_tools()  # the bridge itself still answers
-            assert len(tools.tools) == 5
-            return [before, gone]
-
-        before, gone = _session(["mcp", srv.url], _child_env())(body)
-    assert before.structuredContent == {"result": 2}
-    assert gone.isError
+def test_a_server_that_goes_away_gives_connection_failed_not_a_crashed_bridge(
+    sdk: SdkEnv,
+) -> None:
+    with running_server(INTERFACE) as srv, harness(sdk.python, ["mcp", srv.url], _child_env()) as h:
+        before = h.call("add", {"a": 1})
+        srv.proc.terminate()
+        srv.proc.wait(timeout=10)
+        gone = h.call("add", {"a": 1})
+        assert len(h.list_tools()) == 5  # the bridge itself still answers
+    assert before["structuredContent"] == {"result": 2}
+    assert gone["isError"]
     assert _text(gone).startswith(f"connection_failed: could not connect to {srv.url}")
     assert "tried 3 times" in _text(gone)
 
@@ -216,13 +337,10 @@ def test_the_generated_mcp_json_entry_starts_a_working_bridge(server: RunningSer
     entry = orjson.loads(mcp_config("mcp_tools", "mcp_tools"))["mcpServers"]["mcp_tools"]
     assert entry["command"] == "scopegen"
     env = _child_env(MCP_TOOLS_URL=server.url, MCP_TOOLS_TOKEN=TOKEN)
-
-    async def body(session: ClientSession) -> CallToolResult:
-        return await session.call_tool("add", {"a": 5})
-
-    result = _session(entry["args"], env)(body)
-    assert not result.isError, _text(result)
-    assert result.structuredContent == {"result": 6}
+    with harness(sys.executable, entry["args"], env) as h:
+        result = h.call("add", {"a": 5})
+    assert not result.get("isError"), _text(result)
+    assert result["structuredContent"] == {"result": 6}
 
 
 # --------------------------------------------------------------------------- start-up failures
@@ -266,6 +384,26 @@ def test_a_url_that_is_not_a_scopegen_server_is_refused(server: RunningServer) -
     assert proc.returncode == 1
     assert "answered HTTP 404" in proc.stderr
     assert "is this the base URL of a scopegen server?" in proc.stderr
+
+
+@pytest.mark.parametrize("version", ["3.0.0", "1.9.4", "0.9.1"])
+def test_an_unsupported_sdk_gets_one_line_naming_both_versions(
+    version: str, tmp_path: Path
+) -> None:
+    # Versions that cannot be installed here (3.0 does not exist yet): the bridge reads the
+    # version from the package metadata, so a dist-info first on sys.path stands for one.
+    info = tmp_path / f"mcp-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: mcp\nVersion: {version}\n")
+    env = _child_env(PYTHONPATH=str(tmp_path))
+    proc = _start_failure(["mcp", "http://127.0.0.1:9"], env)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"scopegen mcp: the installed MCP SDK is mcp {version}, ")
+    assert "needs mcp>=1.10,<3" in lines[0]
+    assert "pip install 'mcp>=1.10,<3'" in lines[0]
 
 
 def test_a_url_that_is_not_http_is_a_usage_error() -> None:
