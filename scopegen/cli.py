@@ -89,6 +89,12 @@ def serve(
         float | None,
         typer.Option(help="Per-call timeout in seconds (504 past it; default: none)."),
     ] = None,
+    block_warning: Annotated[
+        float | None,
+        typer.Option(
+            help="Warn when a call blocks the event loop this long, in seconds (0.5; 0: never)."
+        ),
+    ] = None,
     max_concurrency: Annotated[
         int | None,
         typer.Option(help="Sync calls that may run at once (default: one at a time)."),
@@ -116,7 +122,11 @@ def serve(
     from scopegen.commands.serve import parse_model_overrides, run_serve, usage_error
     from scopegen.server import ServerSettings
 
-    given: dict[str, Any] = {"max_concurrency": max_concurrency, "max_body": max_body}
+    given: dict[str, Any] = {
+        "max_concurrency": max_concurrency,
+        "max_body": max_body,
+        "block_warning": block_warning,
+    }
     try:
         settings = ServerSettings(
             call_timeout=call_timeout,

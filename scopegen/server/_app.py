@@ -31,6 +31,7 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from time import perf_counter
+from types import CodeType, FrameType
 from typing import IO, Any
 
 import orjson
@@ -50,6 +51,7 @@ from scopegen.server._encode import (
 from scopegen.server._errors import CallError, Headers, error_body
 from scopegen.server._executor import Executor
 from scopegen.server._loader import LoadedInterface
+from scopegen.server._loopwatch import LoopWatch
 from scopegen.server._settings import ServerSettings
 from scopegen.server._validate import build_validator, error_details
 
@@ -154,6 +156,10 @@ class ScopegenApp:
         # shutdown, e.g. the watcher of ``serve --reload``.
         self.on_startup: list[Callable[[asyncio.AbstractEventLoop], None]] = []
         self.on_shutdown: list[Callable[[], None]] = []
+        if settings.block_warning:
+            watch = LoopWatch(settings.block_warning, self._blocker, settings.log_stream)
+            self.on_startup.append(watch.start)
+            self.on_shutdown.append(watch.stop)
         self.loaded = loaded
         tables = self.prepare(loaded)
         # Exposed name -> endpoint, and GET routes: path -> pre-encoded body.
@@ -182,6 +188,27 @@ class ScopegenApp:
             protocol.OPENAPI_PATH: orjson.dumps(openapi(interface, auth=self._token is not None)),
         }
         return _Tables(loaded, endpoints, static)
+
+    def _blocker(self, frame: FrameType | None) -> str:
+        """What blocks the loop, from its innermost frame: the exposed function and its line.
+
+        Called by the loop watch's thread, only once the loop is already late.
+        """
+        codes: dict[CodeType, _Endpoint] = {}
+        for endpoint in self._endpoints.values():
+            code = getattr(inspect.unwrap(endpoint.fn), "__code__", None)
+            if isinstance(code, CodeType):
+                codes[code] = endpoint
+        innermost = frame
+        while frame is not None:
+            ep = codes.get(frame.f_code)
+            if ep is not None:
+                kind = "async def" if ep.run == self._executor.run_async else "def"
+                return f"{kind} {ep.name} at {_where(frame)}"
+            frame = frame.f_back
+        if innermost is None:
+            return "code the server cannot see"
+        return f"code outside the exposed functions, at {_where(innermost)}"
 
     def install(self, tables: _Tables) -> None:
         """Serve another version of the interface (``serve --reload``).
@@ -431,6 +458,10 @@ def _encode(result: Any) -> bytes:
         if fallback is None:
             raise CallError("unserializable_result", describe_unserializable(result, exc)) from None
         return fallback
+
+
+def _where(frame: FrameType) -> str:
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
 def _json_type(value: Any) -> str:

@@ -31,6 +31,9 @@ class ServerSettings:
     ``token`` defaults to ``$SCOPEGEN_TOKEN`` read when the settings are made;
     ``None`` turns authentication off. ``call_timeout`` is in seconds and
     counts from the moment a worker starts the call (``None``: no limit).
+    ``block_warning`` is how long (seconds) something may block the event
+    loop, e.g. an ``async def`` that never awaits, before the server logs a
+    warning naming it (``0``: never).
     ``models_dir`` / ``models`` (model id -> local folder) feed
     ``get_model_path``; ``require_model_marker`` makes a models-dir entry count
     only once its download finished (used inside Modal).
@@ -38,6 +41,7 @@ class ServerSettings:
 
     token: str | None = field(default_factory=_token_from_env)
     call_timeout: float | None = None
+    block_warning: float = 0.5
     max_concurrency: int = 1
     max_body: int = DEFAULT_MAX_BODY
     access_log: bool = True
@@ -61,6 +65,8 @@ class ServerSettings:
             raise ValueError(f"max_body must be >= 1 byte, not {self.max_body}")
         if self.call_timeout is not None and not self.call_timeout > 0:
             raise ValueError(f"call_timeout must be > 0 seconds, not {self.call_timeout}")
+        if not self.block_warning >= 0:
+            raise ValueError(f"block_warning must be >= 0 seconds, not {self.block_warning}")
 
     def model_paths(self) -> ModelPaths:
         """Where ``get_model_path`` looks while this server runs."""
