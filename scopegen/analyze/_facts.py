@@ -2,7 +2,9 @@
 
 The visitor records exposed functions (and misplaced ``@expose``), model-path
 calls and weight loads inside exposed functions; type conversion of every
-exposed signature happens once here, so rules only read results.
+exposed signature happens once here, so rules only read results. The bodies
+of exposed ``async def`` functions get a second look for calls that block the
+event loop (``_blocking``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Literal
 import libcst as cst
 
 from scopegen import spec
+from scopegen.analyze._blocking import BlockingCalls
 from scopegen.analyze._names import ModuleNames, iter_module_statements
 from scopegen.analyze._types import Problem, TypeConverter
 from scopegen.analyze._values import literal_value
@@ -48,6 +51,8 @@ class FunctionFacts:
     returns: spec.WireType
     return_problems: list[Problem]
     load_calls: list[tuple[cst.Call, str]] = field(default_factory=list)
+    # Calls that block the event loop, for an ``async def`` only (SG015).
+    blocking_calls: list[tuple[cst.Call, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -153,8 +158,15 @@ def collect_facts(module: cst.Module) -> Facts:
     visitor.walk(module, "module", None)
     facts = Facts(module, names, converter, misplaced=visitor.misplaced)
     facts.model_path_calls = visitor.model_path_calls
+    blocking: BlockingCalls | None = None
     for fn in visitor.exposed:
-        facts.functions.append(_function_facts(fn, converter, visitor.load_calls.get(id(fn), [])))
+        ff = _function_facts(fn, converter, visitor.load_calls.get(id(fn), []))
+        if fn.asynchronous is not None:
+            # A second look at async bodies only: files without them pay nothing.
+            if blocking is None:
+                blocking = BlockingCalls(module, names, visitor.loads)
+            ff.blocking_calls = blocking.in_function(fn)
+        facts.functions.append(ff)
     return facts
 
 

@@ -1,4 +1,4 @@
-"""The rule catalog: SG000-SG013 (README: "Lint codes").
+"""The rule catalog: SG000-SG013 and SG015 (README: "Lint codes").
 
 Each rule is one class, as in Fixit: code, severity, name, a one-paragraph
 docstring, its message templates, ``VALID`` and ``INVALID`` examples that say
@@ -727,6 +727,70 @@ class UnresolvedType(Rule):
         return self.report(p.node, where=where, aliases=_through_aliases(p, ""), subject=p.subject)
 
 
+class BlockingInAsync(Rule):
+    """An exposed ``async def`` runs on the server's event loop: a call in it that blocks
+    (a model's forward pass, ``.generate()``, ``torch`` ops, ``time.sleep``, ``requests``,
+    file reads) stops every other request until it returns, and the per-call timeout
+    cannot interrupt it. A plain ``def`` runs in a worker thread instead."""
+
+    CODE = "SG015"
+    SEVERITY = "warning"
+    NAME = "blocking-in-async"
+    MESSAGE = (
+        "`{call}` blocks the event loop inside `async def {function}`{more}: no other request"
+        " is served until it returns; make `{function}` a plain `def` (it runs in a worker"
+        " thread) or `await asyncio.to_thread(...)` the blocking part"
+    )
+    VALID = (
+        Valid(
+            "import asyncio\n@expose\nasync def f(s: float) -> str:\n"
+            "    await asyncio.sleep(s)\n    return 'ok'\n"
+        ),
+        Valid("import time\n@expose\ndef f(s: float) -> str:\n    time.sleep(s)\n    return ''\n"),
+        Valid(
+            "import asyncio\nfrom transformers import AutoModel\n"
+            "model = AutoModel.from_pretrained('/m')\n"
+            "@expose\nasync def f(n: int) -> int:\n"
+            "    out = await asyncio.to_thread(model, n)\n"
+            "    return await asyncio.to_thread(lambda: model.generate(out))\n"
+        ),
+    )
+    INVALID = (
+        Invalid(
+            "import time\n@expose\nasync def f(s: float) -> str:\n    time.sleep(s)\n"
+            "    return 'ok'\n",
+            line=4,
+            col=5,
+        ),
+        Invalid(
+            "import torch\nfrom transformers import AutoModel, AutoTokenizer\n"
+            "tok = AutoTokenizer.from_pretrained('/m')\n"
+            "model = AutoModel.from_pretrained('/m').eval()\n"
+            "@expose\nasync def f(text: str) -> int:\n"
+            "    inputs = tok(text, return_tensors='pt')\n"
+            "    with torch.no_grad():\n"
+            "        out = model(**inputs)\n"
+            "    return int(out.last_hidden_state.shape[1])\n",
+            line=9,
+            col=15,
+        ),
+        Invalid(
+            "import requests\ndef fetch(u: str) -> str:\n    return requests.get(u).text\n"
+            "@expose\nasync def f(u: str) -> str:\n    return fetch(u)\n",
+            line=6,
+            col=12,
+        ),
+    )
+
+    def check(self, facts: Facts) -> Iterator[Finding]:
+        for fn in facts.functions:
+            if fn.blocking_calls:
+                call, label = fn.blocking_calls[0]
+                n = len(fn.blocking_calls) - 1
+                more = f" (and {n} more blocking call{'s' if n > 1 else ''})" if n else ""
+                yield self.report(call, call=label, function=fn.name, more=more)
+
+
 PARSE_ERROR = ParseError()
 
 RULES: tuple[Rule, ...] = (
@@ -744,4 +808,5 @@ RULES: tuple[Rule, ...] = (
     NonLiteralModelId(),
     NothingExposed(),
     UnresolvedType(),
+    BlockingInAsync(),
 )

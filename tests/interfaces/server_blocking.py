@@ -11,7 +11,7 @@ from scopegen import expose
 @expose
 async def nap(seconds: float) -> str:
     """Blocks the event loop: time.sleep inside async def (lint warns: SG015)."""
-    time.sleep(seconds)  # noqa: SG015  (on purpose: what the server must notice)
+    time.sleep(seconds)  # on purpose: what the server must notice
     return "woke"
 
 
