@@ -99,7 +99,7 @@ class ModelPaths:
             else:
                 looked.append(str(path))
         else:
-            looked.append("$SCOPEGEN_MODELS_DIR (not set)")
+            looked.append("a models dir (neither --models-dir nor $SCOPEGEN_MODELS_DIR is set)")
         if self.use_hf_cache:
             found = _hf_cache_snapshot(model_id)
             if found:
@@ -108,8 +108,9 @@ class ModelPaths:
         raise ModelNotFoundError(
             f"model {model_id!r} not found locally; looked in: "
             + "; ".join(looked)
-            + ". Pass --model ID=PATH, set SCOPEGEN_MODELS_DIR, or download it "
-            "into the Hugging Face cache."
+            + f". Pass --model {model_id}=PATH, or --models-dir DIR with the files in"
+            f" DIR/{model_dir_name(model_id)}/ (or set SCOPEGEN_MODELS_DIR=DIR), or download"
+            " it into the Hugging Face cache."
         )
 
 

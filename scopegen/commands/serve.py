@@ -62,6 +62,7 @@ def run_serve(
         _err(f"scopegen serve: {len(analysis.errors)} lint error(s); not serving {path}")
         return 1
 
+    from scopegen.runtime import ModelNotFoundError
     from scopegen.server import (
         InterfaceImportError,
         InterfaceLoadError,
@@ -82,8 +83,12 @@ def run_serve(
         _err("scopegen serve: interrupted while importing the interface")
         return 130
     except InterfaceImportError as exc:
-        _err(exc.traceback_text.rstrip())
-        _err(f"scopegen serve: {exc}")
+        if isinstance(exc.error, ModelNotFoundError):
+            # Where to put the weights, not a bug in the file: one line, no traceback.
+            _err(f"scopegen serve: {exc.where or exc.path}: {exc.error}")
+        else:
+            _err(exc.traceback_text.rstrip())
+            _err(f"scopegen serve: importing {exc.path} failed (traceback above); not serving")
         return 1
     except InterfaceLoadError as exc:
         _err(f"scopegen serve: {exc}")

@@ -70,11 +70,20 @@ class InterfaceLintError(InterfaceLoadError):
 
 
 class InterfaceImportError(InterfaceLoadError):
-    """Executing the interface file raised; ``traceback_text`` says where."""
+    """Executing the interface file raised ``error``; ``traceback_text`` says where.
+
+    ``where`` is ``FILE:LINE`` of the last line of the interface file the
+    traceback passes through (``None`` if it never does, e.g. a syntax error).
+    """
 
     def __init__(self, path: str, exc: BaseException) -> None:
         self.path = path
+        self.error = exc
         self.traceback_text = "".join(traceback.format_exception(exc))
+        self.where: str | None = None
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename == path:
+                self.where = f"{path}:{frame.lineno}"
         super().__init__(f"importing {path} failed: {type(exc).__name__}: {exc}")
 
 

@@ -65,6 +65,13 @@ def test_return_and_parameter_sides_get_their_own_hint() -> None:
     )
 
 
+def test_the_bytes_hint_says_take_for_a_parameter_and_return_for_a_result() -> None:
+    src = "@expose\ndef f(data: bytes) -> bytes:\n    return data\n"
+    by_code = {d.code: d.message for d in analyze_source(src).diagnostics}
+    assert by_code["SG004"].endswith("bytes are not JSON: take a base64 `str`")
+    assert by_code["SG003"].endswith("bytes are not JSON: return a base64 `str`")
+
+
 def test_a_problem_inside_a_type_alias_names_the_alias() -> None:
     src = "from lib import R\nItems = list[R]\n@expose\ndef f() -> Items:\n    return []\n"
     (d,) = analyze_source(src).diagnostics
