@@ -431,7 +431,8 @@ def _validate(ep: _Endpoint, data: Any, raw: bytes) -> dict[str, Any]:
         retried = _validate_exact(ep.validator, raw) if raw else None
         if retried is not None:
             return retried
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        # The input is read for its type only (error_details: "got int"), on this error path.
+        errors = exc.errors(include_url=False, include_context=False, include_input=True)
         raise CallError(
             "invalid_arguments",
             f"invalid arguments for {ep.name}: {len(errors)} error(s)",

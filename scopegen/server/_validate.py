@@ -76,8 +76,45 @@ def build_validator(
 
 
 def error_details(errors: list[Any]) -> list[dict[str, Any]]:
-    """pydantic-core errors -> the protocol's ``details`` (``loc``, ``msg``, ``type``)."""
-    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    """pydantic-core errors -> the protocol's ``details`` (``loc``, ``msg``, ``type``).
+
+    ``msg`` ends with the type the caller sent (``..., got str``), from the
+    errors' ``input`` (only the type is shown, and a short literal's value:
+    arguments can be long or private). Missing and unexpected arguments have
+    nothing to add.
+    """
+    out = []
+    for e in errors:
+        msg = e["msg"]
+        if e["type"] not in _NO_GOT and "input" in e:
+            msg = f"{msg}, got {_got(e['input'], e['type'])}"
+        out.append({"loc": list(e["loc"]), "msg": msg, "type": e["type"]})
+    return out
+
+
+_NO_GOT = frozenset({"missing", "extra_forbidden", "unexpected_keyword_argument"})
+# Python's names for what a JSON body decodes to (the annotations' vocabulary).
+_JSON_NAMES = {
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+    type(None): "None",
+    list: "list",
+    dict: "dict",
+}
+
+
+def _got(value: Any, error_type: str) -> str:
+    name = _JSON_NAMES.get(type(value), type(value).__name__)
+    if error_type == "literal_error" and type(value) in _SHOWN_LITERALS:
+        shown = json.dumps(value, ensure_ascii=False)
+        if len(shown) <= 40:
+            return f"{name} {shown}"
+    return name
+
+
+_SHOWN_LITERALS = frozenset({str, int, bool})
 
 
 class _Builder:

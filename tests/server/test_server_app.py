@@ -152,6 +152,26 @@ def test_timeouts_work_when_the_app_is_reused_across_event_loops() -> None:
         application.close()
 
 
+def test_invalid_arguments_say_which_type_was_sent_but_never_the_value(
+    app: ScopegenApp,
+) -> None:
+    body = orjson.dumps({"a": "secret-text", "c": 3})
+    status, _, answer = asgi(app, "POST", "/v1/call/add", body)
+    assert status == 422
+    by_loc = {tuple(d["loc"]): d["msg"] for d in answer["error"]["details"]}
+    assert by_loc == {
+        ("a",): "Input should be a valid integer, got str",
+        ("b",): "Field required",
+        ("c",): "Extra inputs are not permitted",
+    }
+    assert b"secret-text" not in orjson.dumps(answer)
+    _, _, picked = asgi(app, "POST", "/v1/call/pick", orjson.dumps({"mode": "medium", "n": None}))
+    assert [d["msg"] for d in picked["error"]["details"]] == [
+        'Input should be "fast" or "slow", got str "medium"',
+        "Input should be 1 or 2, got None",
+    ]
+
+
 def test_settings_token_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCOPEGEN_TOKEN", "from-env")
     assert ServerSettings().token == "from-env"
