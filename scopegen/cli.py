@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 app = typer.Typer(
     name="scopegen",
@@ -18,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
@@ -52,73 +54,119 @@ def lint(ctx: typer.Context) -> None:
     raise typer.Exit(run_lint(ctx.args))
 
 
-@app.command()
-def schema(
-    path: Annotated[Path, typer.Argument(help="The interface file.")],
-) -> None:
-    """Print the manifest (JSON Schema of every exposed function)."""
+class _Command(TyperCommand):
+    """Usage lines as click writes them (``scopegen serve [OPTIONS] PATH``), not ``{PATH}``."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):  # listed even when hidden from help
+                pieces.append(param.metavar or (param.name or "ARG").upper())
+        return pieces
+
+
+# Every argument and valued option names its metavar: typer's own (``{path}``,
+# ``<list[str]>``) say nothing to a reader. Arguments are described in the
+# command's docstring (the usage line names them); flags are one name each.
+_PATH = typer.Argument(metavar="PATH", hidden=True, show_default=False)
+
+
+@app.command(cls=_Command)
+def schema(path: Annotated[Path, _PATH]) -> None:
+    """Print PATH's manifest: the JSON Schema of every exposed function."""
     from scopegen.commands.schema import run_schema
 
     raise typer.Exit(run_schema(path))
 
 
-@app.command()
+@app.command(cls=_Command)
 def build(
-    path: Annotated[Path, typer.Argument(help="The interface file.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("build"),
+    path: Annotated[Path, _PATH],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="OUT",
+            help="Output folder (default: build/<package>, one per interface).",
+        ),
+    ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Client package name (default: from config or folder).")
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Client package name (default: the configuration's name, else the interface's).",
+        ),
     ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if OUT differs from what would be generated.")
     ] = False,
 ) -> None:
-    """Generate the typed client package and the Modal app."""
+    """Generate the typed client package and the Modal app of PATH."""
     from scopegen.commands.build import run_build
 
     raise typer.Exit(run_build(path, out, name=name, check=check))
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
-    path: Annotated[Path, typer.Argument(help="The interface file.")],
-    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    path: Annotated[Path, _PATH],
+    host: Annotated[str, typer.Option(metavar="HOST", help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port; 0 picks a free one.")] = 8000,
     # Options left unset (None) take ServerSettings' defaults: they are declared there once.
     call_timeout: Annotated[
         float | None,
-        typer.Option(help="Per-call timeout in seconds (504 past it; default: none)."),
+        typer.Option(
+            metavar="SECONDS",
+            help="Per-call timeout (504 past it; default: none). It cannot stop an async def"
+            " that blocks the event loop.",
+        ),
     ] = None,
     block_warning: Annotated[
         float | None,
         typer.Option(
-            help="Warn when a call blocks the event loop this long, in seconds (0.5; 0: never)."
+            metavar="SECONDS",
+            help="Warn when a call blocks the event loop this long (default: 0.5; 0: never).",
         ),
     ] = None,
     max_concurrency: Annotated[
         int | None,
-        typer.Option(help="Sync calls that may run at once (default: one at a time)."),
+        typer.Option(metavar="N", help="Sync calls that may run at once (default: one at a time)."),
     ] = None,
     max_body: Annotated[
         int | None,
-        typer.Option(help="Largest request body in bytes (413 past it; default: 64 MiB)."),
+        typer.Option(metavar="BYTES", help="Largest request body (413 past it; default: 64 MiB)."),
     ] = None,
     models_dir: Annotated[
-        Path | None, typer.Option(help="Folder of <org>--<name> model folders.")
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Folder of <org>--<name> model folders (default: $SCOPEGEN_MODELS_DIR).",
+        ),
     ] = None,
     model: Annotated[
-        list[str] | None, typer.Option(help="ID=PATH: where a model's files are.")
+        list[str] | None,
+        typer.Option(
+            metavar="ID=PATH",
+            help="Where one model's files are; repeat it for more models. Checked first.",
+        ),
     ] = None,
-    access_log: Annotated[bool, typer.Option(help="Log one line per call.")] = True,
+    no_access_log: Annotated[
+        bool, typer.Option("--no-access-log", help="Do not log one line per call.")
+    ] = False,
     hide_tracebacks: Annotated[
-        bool, typer.Option(help="Leave remote tracebacks out of error responses.")
+        bool,
+        typer.Option("--hide-tracebacks", help="Leave remote tracebacks out of error responses."),
     ] = False,
     insecure: Annotated[
-        bool, typer.Option(help="Allow a non-loopback bind without SCOPEGEN_TOKEN.")
+        bool,
+        typer.Option("--insecure", help="Allow a non-loopback bind without SCOPEGEN_TOKEN."),
     ] = False,
-    reload: Annotated[bool, typer.Option(help="Reload on edits, keeping loaded models.")] = False,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="Reload on edits, keeping loaded models.")
+    ] = False,
 ) -> None:
-    """Serve an interface file over HTTP (CPU by default)."""
+    """Serve the interface file PATH over HTTP (CPU by default)."""
     from scopegen.commands.serve import parse_model_overrides, run_serve, usage_error
     from scopegen.server import ServerSettings
 
@@ -130,7 +178,7 @@ def serve(
     try:
         settings = ServerSettings(
             call_timeout=call_timeout,
-            access_log=access_log,
+            access_log=not no_access_log,
             hide_tracebacks=hide_tracebacks,
             models_dir=str(models_dir) if models_dir is not None else None,
             models=parse_model_overrides(model or []),
@@ -143,29 +191,35 @@ def serve(
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def deploy(
-    path: Annotated[Path, typer.Argument(help="The interface file.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("build"),
-    name: Annotated[str | None, typer.Option(help="Client package name.")] = None,
+    path: Annotated[Path, _PATH],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", metavar="OUT", help="Output folder (default: build/<package>)."
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="Client package name.")] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write files and print the commands; contact nothing.")
     ] = False,
 ) -> None:
-    """Build, download models into the Modal volume, and `modal deploy`."""
+    """Build PATH, fetch its models into a Modal volume, `modal deploy` it."""
     from scopegen.commands.deploy import run_deploy
 
     raise typer.Exit(run_deploy(path, out, name=name, dry_run=dry_run))
 
 
-@app.command()
+@app.command(cls=_Command)
 def mcp(
-    url: Annotated[str, typer.Argument(help="Base URL of a running scopegen server.")],
+    url: Annotated[str, typer.Argument(metavar="URL", hidden=True, show_default=False)],
     token_env: Annotated[
-        str, typer.Option(help="Environment variable that holds the server's token.")
+        str,
+        typer.Option(metavar="VAR", help="Environment variable that holds the server's token."),
     ] = "SCOPEGEN_TOKEN",
 ) -> None:
-    """Bridge a running server to MCP over stdio: one tool per exposed function."""
+    """Bridge the server at URL to MCP over stdio, one tool per function."""
     from scopegen.commands.mcp import run_mcp
 
     raise typer.Exit(run_mcp(url, token_env=token_env))

@@ -1,9 +1,12 @@
 """``scopegen build``: lint, then write the client package and the Modal app.
 
 ``OUT/<package>/`` is the pip-installable client; ``OUT/modal_app.py`` the
-Modal deployment. Only the IR feeds the emitters: the interface file is
-parsed, never imported. The same input gives the same bytes, so ``--check``
-can compare what is on disk with what would be written (a CI drift check).
+Modal deployment and ``OUT/mcp.json`` an MCP entry: one interface per ``OUT``
+(``build/<package>`` by default, so two interfaces never share one), and a
+build says so when ``OUT`` still holds another package. Only the IR feeds the
+emitters: the interface file is parsed, never imported. The same input gives
+the same bytes, so ``--check`` can compare what is on disk with what would be
+written (a CI drift check).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from scopegen.spec import Interface
 __all__ = ["BuildError", "BuildResult", "generate", "run_build", "write_build", "write_files"]
 
 MODAL_APP = "modal_app.py"
+# Without -o, each package builds into a folder of its own under this one.
+DEFAULT_OUT_PARENT = Path("build")
 # A ready mcpServers entry for `scopegen mcp` (env var names only, never a token).
 MCP_JSON = "mcp.json"
 # First line of every file the client emitter writes (after its comment marker).
@@ -46,6 +51,8 @@ class BuildResult:
     """What one build worked out: ``deploy`` reads it instead of the files it wrote."""
 
     package: str
+    # The build folder (``-o``, or ``build/<package>``).
+    out: Path
     # The analysed interface, named after the package (Modal app name, env vars).
     interface: Interface
     config: ScopegenConfig
@@ -63,7 +70,7 @@ class BuildResult:
         return self.config.all_models(self.interface.model_ids)
 
 
-def run_build(path: Path, out: Path, *, name: str | None, check: bool) -> int:
+def run_build(path: Path, out: Path | None, *, name: str | None, check: bool) -> int:
     """The ``scopegen build`` command; returns the exit status."""
     try:
         result = generate(path, out, name=name)
@@ -71,15 +78,16 @@ def run_build(path: Path, out: Path, *, name: str | None, check: bool) -> int:
         print(f"scopegen build: {exc}", file=sys.stderr)
         return exc.exit_code
     if check:
-        return _check(out, result.package, result.files)
-    write_build(out, result)
+        return _check(result.out, result.package, result.files)
+    write_build(result.out, result)
     return 0
 
 
-def generate(path: Path, out: Path, *, name: str | None = None) -> BuildResult:
+def generate(path: Path, out: Path | None = None, *, name: str | None = None) -> BuildResult:
     """Lint ``path`` and work out every file of a build into ``out`` (nothing is written).
 
-    Lint errors (printed to stderr with the warnings) raise ``BuildError``.
+    ``out`` defaults to ``build/<package>``. Lint errors (printed to stderr
+    with the warnings) raise ``BuildError``.
     """
     try:
         analysis = analyze_file(path)
@@ -94,11 +102,13 @@ def generate(path: Path, out: Path, *, name: str | None = None) -> BuildResult:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        raise BuildError(f"invalid configuration: {exc}", exit_code=2) from None
+        raise BuildError(str(exc), exit_code=2) from None
     package = _normalize(name or config.name or analysis.interface.name)
     problem = validate_package_name(package)
     if problem:
         raise BuildError(problem + " (choose one with --name)", exit_code=2)
+    if out is None:
+        out = DEFAULT_OUT_PARENT / package
     # The emitters see the package name as the interface's name (Modal app name, env vars).
     interface = dataclasses.replace(analysis.interface, name=package)
     try:
@@ -108,7 +118,7 @@ def generate(path: Path, out: Path, *, name: str | None = None) -> BuildResult:
     image = image_spec(analysis, config, out)
     files[MODAL_APP] = emit_modal_app(interface, image, config)
     files[MCP_JSON] = mcp_config(interface.name, package)
-    return BuildResult(package, interface, config, image, dict(sorted(files.items())))
+    return BuildResult(package, out, interface, config, image, dict(sorted(files.items())))
 
 
 def write_build(out: Path, result: BuildResult) -> None:
@@ -117,6 +127,27 @@ def write_build(out: Path, result: BuildResult) -> None:
     changed = f"{written} written, {removed} removed" if written or removed else "unchanged"
     print(f"scopegen: built {out / result.package}/ and {out / MODAL_APP} ({changed})")
     print(f"  install the client: pip install {out / result.package}")
+    others = other_packages(out, result.package)
+    if others:
+        shown = ", ".join(f"{out / other}/" for other in others)
+        print(
+            f"scopegen build: note: {out}/ also holds {shown}, the client of an earlier build;"
+            f" {MODAL_APP} and {MCP_JSON} there are now {result.package}'s. Delete what is"
+            " stale, or build each interface into its own folder (-o, or no -o at all:"
+            " build/<package>).",
+            file=sys.stderr,
+        )
+
+
+def other_packages(out: Path, package: str) -> list[str]:
+    """Client packages under ``out`` that an earlier build wrote, besides ``package``."""
+    if not out.is_dir():
+        return []
+    return sorted(
+        child.name
+        for child in out.iterdir()
+        if child.name != package and _is_generated(child / "pyproject.toml")
+    )
 
 
 def _normalize(name: str) -> str:

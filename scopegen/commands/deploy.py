@@ -84,27 +84,28 @@ def plan_deploy(out: Path, result: BuildResult, *, modal: Sequence[str]) -> Depl
     )
 
 
-def run_deploy(path: Path, out: Path, *, name: str | None, dry_run: bool) -> int:
+def run_deploy(path: Path, out: Path | None, *, name: str | None, dry_run: bool) -> int:
     """The ``scopegen deploy`` command; returns the exit code."""
     # soft_wrap: commands and URLs stay on one line, whatever the terminal width.
     console = Console(highlight=False, soft_wrap=True)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
     if not path.is_file():
-        errors.print(f"error: {escape(str(path))}: no such file")
+        errors.print(f"scopegen deploy: {escape(str(path))}: no such file")
         return 2
     modal = modal_command()
     if modal is None and not dry_run:
-        errors.print(f"error: {escape(MODAL_MISSING)}")
+        errors.print(f"scopegen deploy: {escape(MODAL_MISSING)}")
         return 1
 
-    console.print(f"[bold]1/3[/] build {escape(str(path))} -> {escape(str(out))}")
     try:
         result = generate(path, out, name=name)
     except BuildError as exc:
-        errors.print(f"error: {escape(str(exc))}")
-        errors.print("error: the build failed; nothing was sent to Modal")
+        errors.print(f"scopegen deploy: {escape(str(exc))}")
+        errors.print("scopegen deploy: the build failed; nothing was sent to Modal")
         return exc.exit_code
+    out = result.out
+    console.print(f"[bold]1/3[/] build {escape(str(path))} -> {escape(str(out))}")
     write_build(out, result)
     plan = plan_deploy(out, result, modal=modal or ["modal"])
 
@@ -125,7 +126,9 @@ def run_deploy(path: Path, out: Path, *, name: str | None, dry_run: bool) -> int
         )
         code, _ = _run(plan.download)
         if code != 0:
-            errors.print(f"error: the model download failed (exit {code}); nothing was deployed")
+            errors.print(
+                f"scopegen deploy: the model download failed (exit {code}); nothing was deployed"
+            )
             return code
     else:
         console.print("[bold]2/3[/] no models to download")
@@ -133,7 +136,7 @@ def run_deploy(path: Path, out: Path, *, name: str | None, dry_run: bool) -> int
     console.print(f"[bold]3/3[/] deploy the GPU app: {escape(shlex.join(plan.deploy))}")
     code, output = _run(plan.deploy)
     if code != 0:
-        errors.print(f"error: modal deploy failed (exit {code})")
+        errors.print(f"scopegen deploy: modal deploy failed (exit {code})")
         return code
     urls = _URL.findall(_ANSI.sub("", output))
     _print_client_env(console, plan, url=urls[-1] if urls else None)

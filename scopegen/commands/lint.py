@@ -91,7 +91,7 @@ def run_lint(paths: Sequence[Path], output_format: str, *, strict: bool = False)
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{f}: cannot read: {exc}")
     for msg in problems:
-        print(f"scopegen: {msg}", file=sys.stderr)
+        print(f"scopegen lint: {msg}", file=sys.stderr)
     diagnostics = [d for a in analyses for d in a.diagnostics]
     out = sys.stdout
     if output_format == "json":

@@ -16,7 +16,7 @@ def run_schema(path: Path) -> int:
     try:
         analysis = analyze_file(path)
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"scopegen: {path}: cannot read: {exc}", file=sys.stderr)
+        print(f"scopegen schema: {path}: cannot read: {exc}", file=sys.stderr)
         return 2
     if analysis.errors:
         sources = {analysis.path: analysis.source}

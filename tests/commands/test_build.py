@@ -230,3 +230,63 @@ def test_the_wheel_ships_the_templates_where_the_loader_finds_them(tmp_path: Pat
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == str(site / "scopegen" / "_templates")
+
+
+def test_without_o_each_interface_builds_into_a_folder_of_its_own(
+    simple: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "greeter" / "interface.py"
+    other.parent.mkdir()
+    other.write_text(SIMPLE.replace("def add(", "def greet("), encoding="utf-8")
+    for interface in (simple, other):
+        proc = scopegen("build", interface, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "also holds" not in proc.stderr
+    for package, function in (("adder_tools", "add"), ("greeter", "greet")):
+        out = tmp_path / "build" / package
+        assert (out / package / "pyproject.toml").is_file()
+        assert f"def {function}(" in (out / package / "src" / package / "__init__.py").read_text()
+        assert f"`{package}` interface" in (out / "modal_app.py").read_text()
+        assert f'"{package}"' in (out / "mcp.json").read_text()
+    assert sorted(p.name for p in (tmp_path / "build").iterdir()) == ["adder_tools", "greeter"]
+
+
+def test_a_second_package_in_the_same_out_is_named_as_stale(simple: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert scopegen("build", simple, "-o", out, "--name", "first").returncode == 0
+    proc = scopegen("build", simple, "-o", out, "--name", "second")
+    assert proc.returncode == 0, proc.stderr
+    assert f"scopegen build: note: {out}/ also holds {out / 'first'}/" in proc.stderr
+    assert "modal_app.py and mcp.json there are now second's" in proc.stderr
+    assert (out / "first" / "pyproject.toml").is_file()  # said, not deleted
+    # A folder that is not a generated client is none of the build's business.
+    (out / "notes").mkdir()
+    (out / "notes" / "pyproject.toml").write_text("[project]\nname = 'mine'\n")
+    again = scopegen("build", simple, "-o", out, "--name", "first")
+    assert "also holds" in again.stderr and "notes" not in again.stderr
+
+
+def test_a_bad_configuration_is_named_once_with_the_command_prefix(
+    simple: Path, tmp_path: Path
+) -> None:
+    (simple.parent / "scopegen.toml").write_text('gpu = "Z80"\n')
+    proc = scopegen("build", simple, "-o", tmp_path / "out")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("scopegen build: invalid scopegen configuration in ")
+    assert "invalid configuration: invalid" not in proc.stderr  # said once, not twice
+    assert "error:" not in proc.stderr
+
+
+def test_help_names_every_value_and_no_typer_placeholders() -> None:
+    for command in ("build", "serve", "deploy", "schema", "mcp"):
+        proc = scopegen(command, "--help")
+        assert proc.returncode == 0, proc.stderr
+        text = proc.stdout
+        assert "{" not in text and "<bool>" not in text and "<list" not in text, text
+        assert "<path>" not in text and "<str>" not in text and "<int>" not in text, text
+        first = text.strip().splitlines()[0]
+        argument = "URL" if command == "mcp" else "PATH"
+        assert first.endswith(f"scopegen {command} [OPTIONS] {argument}"), first
+    serve = " ".join(scopegen("serve", "--help").stdout.split())  # unwrapped
+    assert "--model ID=PATH" in serve and "repeat it for more models" in serve
+    assert "--call-timeout SECONDS" in serve and "--no-access-log" in serve

@@ -98,6 +98,33 @@ def test_missing_modal_is_a_clear_error(tmp_path: Path) -> None:
     assert "modal deploy out/modal_app.py" in dry.stdout
 
 
+def test_deploy_without_o_builds_into_the_packages_own_folder(tmp_path: Path) -> None:
+    interface = _interface(tmp_path / "greeter", MODEL_INTERFACE)
+    result = _run_cli(["deploy", str(interface), "--dry-run"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "build" / "greeter_app"
+    assert (out / "modal_app.py").is_file() and (out / "greeter_app" / "pyproject.toml").is_file()
+    assert "1/3 build" in result.stdout and "build/greeter_app" in result.stdout
+    assert "modal deploy build/greeter_app/modal_app.py" in " ".join(result.stdout.split())
+
+
+def test_deploy_into_an_out_that_holds_another_client_says_so(tmp_path: Path) -> None:
+    interface = _interface(tmp_path / "greeter", MODEL_INTERFACE)
+    built = _run_cli(["build", str(interface), "-o", "build", "--name", "model_tools"], tmp_path)
+    assert built.returncode == 0, built.stderr
+    result = _run_cli(["deploy", str(interface), "-o", "build", "--dry-run"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "scopegen build: note: build/ also holds build/model_tools/" in result.stderr
+    assert "there are now greeter_app's" in result.stderr
+
+
+def test_deploy_errors_carry_the_command_prefix(tmp_path: Path) -> None:
+    result = _run_cli(["deploy", str(tmp_path / "missing.py"), "--dry-run"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"scopegen deploy: {tmp_path / 'missing.py'}: no such file")
+    assert "error:" not in result.stderr
+
+
 # --------------------------------------------------------------------------- the real sequence
 
 FAKE_MODAL = """\
