@@ -25,7 +25,7 @@ from __future__ import annotations
 import libcst as cst
 
 from scopegen.analyze._names import ModuleNames, iter_module_statements
-from scopegen.analyze._walk import LoadCalls, child_nodes
+from scopegen.analyze._walk import LoadCalls, child_fields
 
 __all__ = ["BlockingCalls"]
 
@@ -166,6 +166,9 @@ class BlockingCalls:
         return False
 
 
+_ELSEWHERE = frozenset({cst.FunctionDef, cst.Lambda, cst.ClassDef})
+
+
 def _own_calls(node: cst.CSTNode) -> list[cst.Call]:
     """The calls ``node`` runs itself, in source order.
 
@@ -175,13 +178,25 @@ def _own_calls(node: cst.CSTNode) -> list[cst.Call]:
     calls: list[cst.Call] = []
     awaited: set[int] = set()
     stack: list[cst.CSTNode] = [node]
+    node_type = cst.CSTNode
     while stack:
         n = stack.pop()
-        if isinstance(n, (cst.FunctionDef, cst.Lambda, cst.ClassDef)) and n is not node:
+        t = type(n)
+        if t in _ELSEWHERE and n is not node:
             continue
-        if isinstance(n, cst.Await) and isinstance(n.expression, cst.Call):
-            awaited.add(id(n.expression))
-        elif isinstance(n, cst.Call) and id(n) not in awaited:
+        if t is cst.Await:
+            assert isinstance(n, cst.Await)
+            if type(n.expression) is cst.Call:
+                awaited.add(id(n.expression))
+        elif t is cst.Call and id(n) not in awaited:
+            assert isinstance(n, cst.Call)
             calls.append(n)
-        stack.extend(reversed(list(child_nodes(n))))
+        children: list[cst.CSTNode] = []
+        for name in child_fields(t):
+            v = getattr(n, name)
+            if type(v) is tuple or type(v) is list:
+                children.extend(x for x in v if isinstance(x, node_type))
+            elif v is not None and isinstance(v, node_type):
+                children.append(v)
+        stack.extend(reversed(children))
     return calls
