@@ -117,9 +117,16 @@ class ModelPaths:
 _paths = ModelPaths()
 
 
-def configure_model_paths(paths: ModelPaths) -> None:
+def model_paths() -> ModelPaths:
+    """Where ``get_model_path`` looks now."""
+    return _paths
+
+
+def configure_model_paths(paths: ModelPaths) -> ModelPaths:
+    """Make ``get_model_path`` look in ``paths`` (process-wide); return the previous ones."""
     global _paths
-    _paths = paths
+    previous, _paths = _paths, paths
+    return previous
 
 
 def get_model_path(model_id: str) -> str:

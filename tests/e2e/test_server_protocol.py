@@ -3,7 +3,9 @@
 One server (token, 0.5 s call timeout, 64 KiB body limit) answers every bad
 request in turn; the last tests check it still answers correctly, under 200
 concurrent calls. Every response body is also checked against the schema that
-``/openapi.json`` documents for that route and status.
+``/openapi.json`` documents for that route and status. The calls that make
+sense in-process too are one table, ``tests/_protocol_cases.py``, which
+``tests/testing/test_load.py`` runs through ``scopegen.testing.load``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
+from tests._protocol_cases import CASES, MAX_BODY, Case, encode
 from tests._serving import RunningServer, running_server
 
 HERE = Path(__file__).resolve().parents[1]
@@ -32,7 +35,7 @@ TOKEN = "s3cret-token"
 @pytest.fixture(scope="module")
 def server() -> Iterator[RunningServer]:
     with running_server(
-        BASIC, token=TOKEN, args=["--call-timeout", "0.5", "--max-body", "65536"]
+        BASIC, token=TOKEN, args=["--call-timeout", "0.5", "--max-body", str(MAX_BODY)]
     ) as srv:
         yield srv
 
@@ -102,65 +105,32 @@ def raw_get(server: RunningServer, method: str, target: str, body: bytes = b"") 
     return status, orjson.loads(payload)
 
 
-# --------------------------------------------------------------------------- 200s
+# --------------------------------------------------------------------------- the shared table
 
 
-def test_call_returns_result(client: httpx.Client, spec: dict[str, Any]) -> None:
-    r = call(client, "add", {"a": 2, "b": 3})
-    assert r.status_code == 200
-    assert r.json() == {"result": 5}
+@pytest.mark.parametrize("case", CASES)
+def test_protocol_case(
+    client: httpx.Client, spec: dict[str, Any], manifest_names: set[str], case: Case
+) -> None:
+    r = call(client, case.function, content=encode(case.args))
+    assert r.headers["content-type"] == "application/json"
     assert r.headers["x-request-id"]
-    documented(spec, "/v1/call/add", "post", r)
+    case.check(r.status_code, r.json())
+    if case.function in manifest_names:
+        documented(spec, f"/v1/call/{case.function}", "post", r)
 
 
-def test_async_function_runs_on_the_loop(client: httpx.Client) -> None:
-    assert call(client, "async_add", {"a": 2, "b": 40}).json() == {"result": 42}
+@pytest.fixture(scope="module")
+def manifest_names(client: httpx.Client) -> set[str]:
+    return {f["name"] for f in client.get("/v1/functions").json()["functions"]}
+
+
+# --------------------------------------------------------------------------- 200s
 
 
 def test_empty_body_means_no_arguments(client: httpx.Client) -> None:
     assert call(client, "numbers").json() == {"result": {"sum": 3}}
     assert call(client, "echo", content=b"").json() == {"result": {"value": None, "flag": False}}
-
-
-def test_int_accepted_for_float_and_defaults_applied(client: httpx.Client) -> None:
-    assert call(client, "scale", {"x": 3}).json() == {"result": 6.0}
-    assert call(client, "scale", {"x": 1.5, "factor": 3}).json() == {"result": 4.5}
-
-
-def test_named_types_reach_the_function_as_real_objects(client: httpx.Client) -> None:
-    args = {
-        "color": "green",
-        "point": {"x": 1, "y": 2.5},
-        "box": {"label": "crate"},
-        "query": {"text": "hi", "top_k": 7},
-    }
-    result = call(client, "shapes", args).json()["result"]
-    assert result == {
-        "color_is_enum": True,
-        "color": "green",
-        "point": {"x": 1.0, "y": 2.5},
-        "box_is_dataclass": True,
-        "box": {"label": "crate", "size": 1},
-        "query_is_model": True,
-        "top_k": 7,
-    }
-
-
-def test_tuple_and_optional_list(client: httpx.Client) -> None:
-    assert call(client, "pair", {"p": [1, "a"]}).json() == {"result": [[1, "a"], None]}
-    assert call(client, "pair", {"p": [1, "a"], "items": [3]}).json() == {"result": [[1, "a"], [3]]}
-
-
-def test_var_keyword_accepts_typed_extras(client: httpx.Client) -> None:
-    assert call(client, "options", {"a": 1, "b": 2}).json() == {"result": {"a": 1, "b": 2}}
-    err = error_of(call(client, "options", {"a": "x"}), 422, "invalid_arguments")
-    assert err["details"][0]["loc"] == ["a"]
-
-
-def test_interface_runs_as_a_module_with_its_folder_importable(client: httpx.Client) -> None:
-    who = call(client, "whoami").json()["result"]
-    assert who == {"name": "server_basic", "file": "server_basic.py"}
-    assert call(client, "helper").json() == {"result": "from-helper"}
 
 
 def test_request_id_is_echoed_or_generated(client: httpx.Client) -> None:
@@ -225,106 +195,7 @@ def test_non_object_body_is_400(client: httpx.Client, body: bytes) -> None:
     assert "object" in err["message"]
 
 
-# --------------------------------------------------------------------------- 422
-
-
-def details(r: httpx.Response) -> list[tuple[tuple[Any, ...], str]]:
-    err = error_of(r, 422, "invalid_arguments")
-    return sorted((tuple(d["loc"]), d["type"]) for d in err["details"])
-
-
-def test_missing_arguments_are_422(client: httpx.Client, spec: dict[str, Any]) -> None:
-    r = call(client, "add", {"a": 1})
-    assert details(r) == [(("b",), "missing")]
-    documented(spec, "/v1/call/add", "post", r)
-    assert details(call(client, "add")) == [(("a",), "missing"), (("b",), "missing")]
-
-
-def test_extra_arguments_are_422(client: httpx.Client) -> None:
-    assert details(call(client, "add", {"a": 1, "b": 2, "c": 3})) == [(("c",), "extra_forbidden")]
-
-
-@pytest.mark.parametrize(
-    ("args", "bad"),
-    [
-        ({"a": True, "b": 1}, "a"),  # true is not an int
-        ({"a": "5", "b": 1}, "a"),  # "5" is not a number
-        ({"a": 1.5, "b": 1}, "a"),
-        ({"a": None, "b": 1}, "a"),
-        ({"a": [1], "b": 1}, "a"),
-    ],
-)
-def test_wrongly_typed_arguments_are_422(
-    client: httpx.Client, args: dict[str, Any], bad: str
-) -> None:
-    assert details(call(client, "add", args)) == [((bad,), "int_type")]
-
-
-def test_integers_past_64_bits_are_exact_both_ways(client: httpx.Client) -> None:
-    big = 2**70
-    r = call(client, "add", content=b'{"a": %d, "b": 1}' % big)
-    assert r.status_code == 200
-    assert r.json() == {"result": big + 1}
-    huge = 10**400  # valid JSON, far past a double
-    r = call(client, "echo", content=b'{"value": [%d, %d]}' % (huge, -big))
-    assert r.json() == {"result": {"value": [huge, -big], "flag": False}}
-    edge = 2**64 - 1  # the largest orjson holds natively
-    assert call(client, "echo", {"value": edge}).json() == {
-        "result": {"value": edge, "flag": False}
-    }
-
-
-def test_bool_and_number_are_strict(client: httpx.Client) -> None:
-    assert details(call(client, "echo", {"flag": 0})) == [(("flag",), "bool_type")]
-    assert details(call(client, "scale", {"x": "1.5"})) == [(("x",), "float_type")]
-    assert details(call(client, "scale", {"x": True})) == [(("x",), "float_type")]
-
-
-def test_bad_literal_is_422(client: httpx.Client) -> None:
-    assert details(call(client, "pick", {"mode": "medium"})) == [(("mode",), "literal_error")]
-    # Literal[1, 2]: true is not 1.
-    assert details(call(client, "pick", {"mode": "fast", "n": True})) == [(("n",), "literal_error")]
-    assert call(client, "pick", {"mode": "slow", "n": 2}).json() == {"result": "slow:2"}
-
-
-def test_nested_errors_carry_their_location(client: httpx.Client) -> None:
-    args = {"color": "blue", "point": {"x": 1}, "box": {"label": 3}}
-    assert details(call(client, "shapes", args)) == [
-        (("box", "label"), "string_type"),
-        (("color",), "literal_error"),
-        (("point", "y"), "missing"),
-    ]
-
-
-def test_function_does_not_run_on_invalid_arguments(client: httpx.Client) -> None:
-    err = error_of(call(client, "boom", {"message": 1}), 422, "invalid_arguments")
-    assert "kaboom" not in str(err)
-
-
 # --------------------------------------------------------------------------- 404 / 405
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "nope",
-        "_private_helper",  # a private helper of the module
-        "SECRET",  # a module global
-        "Box",  # a class
-        "__init__",
-        "__class__",
-        "__builtins__",
-        "__dict__",
-        "expose",
-        "get_model_path",
-        "time",  # an imported module
-        "add.__globals__",
-        "",
-    ],
-)
-def test_only_exposed_functions_are_reachable(client: httpx.Client, name: str) -> None:
-    err = error_of(call(client, name, {}), 404, "unknown_function")
-    assert "SECRET" not in err["message"] or name == "SECRET"
 
 
 @pytest.mark.parametrize(
@@ -369,30 +240,6 @@ def test_wrong_method_is_405(client: httpx.Client, method: str, path: str, allow
     assert r.headers["allow"] == allowed
 
 
-# --------------------------------------------------------------------------- 500
-
-
-def test_raise_is_function_error(client: httpx.Client, spec: dict[str, Any]) -> None:
-    r = call(client, "boom", {"message": "it broke"})
-    err = error_of(r, 500, "function_error")
-    assert err["type"] == "ValueError"
-    assert err["message"] == "it broke"
-    tb = err["traceback"]
-    assert tb.startswith("Traceback")
-    assert "raise ValueError(message)" in tb
-    assert "scopegen/server" not in tb  # starts in the user's function
-    documented(spec, "/v1/call/boom", "post", r)
-
-
-def test_unserializable_result_names_path_and_type(
-    client: httpx.Client, spec: dict[str, Any]
-) -> None:
-    r = call(client, "tensor")
-    err = error_of(r, 500, "unserializable_result")
-    assert err["message"] == 'result["embedding"] is server_basic._FakeTensor; return .tolist()'
-    documented(spec, "/v1/call/tensor", "post", r)
-
-
 # --------------------------------------------------------------------------- 504
 
 
@@ -433,13 +280,6 @@ def test_timeout_clock_starts_when_a_worker_picks_the_call_up(server: RunningSer
 # --------------------------------------------------------------------------- 413
 
 
-def test_oversize_body_is_413(client: httpx.Client, spec: dict[str, Any]) -> None:
-    body = b'{"value": "' + b"x" * 70_000 + b'"}'
-    r = call(client, "echo", content=body)
-    error_of(r, 413, "payload_too_large")
-    documented(spec, "/v1/call/echo", "post", r)
-
-
 def test_oversize_chunked_body_is_413(client: httpx.Client) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"value": "'
@@ -462,11 +302,6 @@ def test_declared_oversize_is_refused_before_reading(server: RunningServer) -> N
     assert orjson.loads(body)["error"]["code"] == "payload_too_large"
     assert headers["x-request-id"]
     assert time.monotonic() - t0 < 5
-
-
-def test_body_under_the_limit_is_served(client: httpx.Client) -> None:
-    r = call(client, "echo", {"value": "y" * 60_000})
-    assert r.json()["result"]["value"] == "y" * 60_000
 
 
 # --------------------------------------------------------------------------- 401
