@@ -8,59 +8,52 @@ Shared by every test that needs a live server::
         r = httpx.post(f"{srv.url}/v1/call/add", json={"a": 1, "b": 2}, headers=srv.headers)
         assert "add" in srv.log            # the access log so far
 
-The server is started with ``--port 0``: it binds the port itself and prints
-``scopegen: serving NAME on http://HOST:PORT``, which is parsed here, so two
-test processes can never race for the same port. The helper then waits for
-``/healthz`` to answer 200 before yielding.
+It is ``scopegen.serve`` (the Python API), so every test that serves also
+exercises that: the server is started with ``--port 0``, binds the port
+itself and prints ``scopegen: serving NAME on http://HOST:PORT``, which is
+parsed, so two test processes can never race for the same port; it is
+ready once ``/healthz`` answers 200. Unlike ``scopegen.serve``, no token is
+the default here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+import scopegen
+from scopegen import ServerStartError
+
 __all__ = ["RunningServer", "ServerStartError", "running_server"]
 
-_LISTENING = re.compile(r"scopegen: serving \S+ on (http://\S+)")
 
-
-class ServerStartError(RuntimeError):
-    """The server exited, or did not become healthy in time; carries its output."""
-
-
-@dataclass
 class RunningServer:
-    url: str
-    token: str | None
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    headers: dict[str, str] = field(default_factory=dict)
+    """A ``scopegen.Server`` with the names the tests use."""
+
+    def __init__(self, server: scopegen.Server) -> None:
+        self.server = server
+        self.url: str = server.url
+        self.token: str | None = server.token
+        self.proc: subprocess.Popen[bytes] = server.process
+        self.log_path: Path = server.log_path
+        self.headers: dict[str, str] = server.headers
 
     @property
     def log(self) -> str:
         """Everything the server wrote to stdout and stderr so far."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        return self.server.logs
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
         """Wait until ``text`` appears in the output (log lines are written after responses)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            log = self.log
-            if text in log:
-                return log
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not in server output:\n{log}")
-            time.sleep(0.02)
+        try:
+            return self.server.wait_for_log(text, timeout)
+        except TimeoutError as exc:
+            raise AssertionError(str(exc)) from None
 
     def client(self, **kwargs: object) -> httpx.Client:
         """An httpx client aimed at the server, with the bearer token when there is one."""
@@ -82,57 +75,12 @@ def running_server(
     ``token`` becomes ``SCOPEGEN_TOKEN`` in the server's environment (an
     inherited one is removed when ``token`` is None); ``env`` is added on top.
     """
-    child_env = dict(os.environ)
-    child_env.pop("SCOPEGEN_TOKEN", None)
-    if token is not None:
-        child_env["SCOPEGEN_TOKEN"] = token
-    child_env["PYTHONUNBUFFERED"] = "1"
-    if env:
-        child_env.update(env)
-    cmd = [sys.executable, "-m", "scopegen", "serve", str(path), "--port", "0", *args]
-    with tempfile.TemporaryDirectory(prefix="scopegen-serve-") as tmp:
-        log_path = Path(tmp) / "server.log"
-        with open(log_path, "wb") as out:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env, cwd=cwd
-            )
-        try:
-            url = _wait_ready(proc, log_path, startup_timeout)
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            yield RunningServer(url, token, proc, log_path, headers)
-        finally:
-            _stop(proc)
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], log_path: Path, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    url: str | None = None
-    while time.monotonic() < deadline:
-        text = log_path.read_text(encoding="utf-8", errors="replace")
-        if proc.poll() is not None:
-            raise ServerStartError(f"server exited with {proc.returncode}:\n{text}")
-        if url is None:
-            m = _LISTENING.search(text)
-            if m:
-                url = m.group(1).rstrip("/")
-        if url is not None:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.05)
-    _stop(proc)
-    text = log_path.read_text(encoding="utf-8", errors="replace")
-    raise ServerStartError(f"server not healthy after {timeout:.0f}s:\n{text}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    with scopegen.serve(
+        path,
+        token=token if token is not None else False,
+        args=args,
+        env=env,
+        cwd=cwd,
+        startup_timeout=startup_timeout,
+    ) as server:
+        yield RunningServer(server)

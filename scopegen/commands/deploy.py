@@ -31,7 +31,7 @@ from scopegen.commands.build import MODAL_APP, BuildError, BuildResult, generate
 from scopegen.extras import MODAL_REQUIREMENT, install_hint
 from scopegen.protocol import env_prefix
 
-__all__ = ["DeployPlan", "modal_command", "plan_deploy", "run_deploy"]
+__all__ = ["DeployError", "DeployPlan", "deploy", "modal_command", "plan_deploy", "run_deploy"]
 
 MODAL_MISSING = f"modal is not installed: {install_hint(MODAL_REQUIREMENT)}"
 
@@ -84,26 +84,49 @@ def plan_deploy(out: Path, result: BuildResult, *, modal: Sequence[str]) -> Depl
     )
 
 
+class DeployError(Exception):
+    """A deploy step failed; it was reported on stderr. ``exit_code`` is the command's."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def run_deploy(path: Path, out: Path | None, *, name: str | None, dry_run: bool) -> int:
     """The ``scopegen deploy`` command; returns the exit code."""
+    try:
+        deploy(path, out, name=name, dry_run=dry_run)
+    except DeployError as exc:
+        return exc.exit_code
+    return 0
+
+
+def deploy(path: Path, out: Path | None, *, name: str | None, dry_run: bool) -> str | None:
+    """Build, download the models, deploy, showing each step; return the endpoint URL.
+
+    ``out`` defaults to ``build/<package>``. The URL is None for a dry run, or
+    when ``modal deploy`` printed none. A failure is reported on stderr, then
+    raised as ``DeployError``.
+    """
     # soft_wrap: commands and URLs stay on one line, whatever the terminal width.
     console = Console(highlight=False, soft_wrap=True)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
+    def fail(exit_code: int, *lines: str) -> DeployError:
+        for line in lines:
+            errors.print(f"scopegen deploy: {escape(line)}")
+        return DeployError(lines[0], exit_code)
+
     if not path.is_file():
-        errors.print(f"scopegen deploy: {escape(str(path))}: no such file")
-        return 2
+        raise fail(2, f"{path}: no such file")
     modal = modal_command()
     if modal is None and not dry_run:
-        errors.print(f"scopegen deploy: {escape(MODAL_MISSING)}")
-        return 1
+        raise fail(1, MODAL_MISSING)
 
     try:
         result = generate(path, out, name=name)
     except BuildError as exc:
-        errors.print(f"scopegen deploy: {escape(str(exc))}")
-        errors.print("scopegen deploy: the build failed; nothing was sent to Modal")
-        return exc.exit_code
+        raise fail(exc.exit_code, str(exc), "the build failed; nothing was sent to Modal") from None
     out = result.out
     console.print(f"[bold]1/3[/] build {escape(str(path))} -> {escape(str(out))}")
     write_build(out, result)
@@ -117,7 +140,7 @@ def run_deploy(path: Path, out: Path | None, *, name: str | None, dry_run: bool)
             console.print(f"  {escape(shlex.join(plan.download))}")
         console.print(f"  {escape(shlex.join(plan.deploy))}")
         _print_client_env(console, plan, url=None)
-        return 0
+        return None
 
     if plan.model_ids:
         console.print(
@@ -126,21 +149,18 @@ def run_deploy(path: Path, out: Path | None, *, name: str | None, dry_run: bool)
         )
         code, _ = _run(plan.download)
         if code != 0:
-            errors.print(
-                f"scopegen deploy: the model download failed (exit {code}); nothing was deployed"
-            )
-            return code
+            raise fail(code, f"the model download failed (exit {code}); nothing was deployed")
     else:
         console.print("[bold]2/3[/] no models to download")
 
     console.print(f"[bold]3/3[/] deploy the GPU app: {escape(shlex.join(plan.deploy))}")
     code, output = _run(plan.deploy)
     if code != 0:
-        errors.print(f"scopegen deploy: modal deploy failed (exit {code})")
-        return code
+        raise fail(code, f"modal deploy failed (exit {code})")
     urls = _URL.findall(_ANSI.sub("", output))
-    _print_client_env(console, plan, url=urls[-1] if urls else None)
-    return 0
+    url = urls[-1] if urls else None
+    _print_client_env(console, plan, url=url)
+    return url
 
 
 def _run(command: Sequence[str]) -> tuple[int, str]:
