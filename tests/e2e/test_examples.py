@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from scopegen.config import load_config
@@ -331,3 +332,40 @@ def test_demo_runs_every_step_and_stops_its_server(tmp_path: Path) -> None:
     assert started is not None
     with pytest.raises(ProcessLookupError):  # stopped and reaped
         os.kill(int(started.group(1)), 0)
+
+
+# --------------------------------------------------------------------------- from Python
+
+EXPERIMENT = EXAMPLES / "agent" / "experiment.py"
+
+
+def test_experiment_script_does_the_whole_flow_from_python(
+    tiny_models: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``examples/agent/experiment.py``: serve, build, install, MCP config, the agent's calls."""
+    workspace = shared_venv(tmp_path_factory)  # an existing venv: install adds the client
+    args = ["--interface", GEMMA, "--models-dir", tiny_models, "--workdir", tmp_path]
+    args += ["--package", "gemma_experiment_tools", "--workspace", workspace.root]
+    proc = subprocess.run(
+        [sys.executable, str(EXPERIMENT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env_with(),
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    served = re.search(r"^1\. serving gemma on (http://\S+)$", out, re.M)
+    assert served is not None, out
+    assert "agent: using gemma_experiment_tools from " + str(workspace.root) in out
+    assert "1. get_model_info() -> " in out and "num_layers=2" in out
+    assert "2. generate_text('Once upon a time', max_tokens=20) -> " in out
+    assert "3. compare_texts('hello', 'hi') -> " in out
+    config = json.loads((tmp_path / "mcp.json").read_text(encoding="utf-8"))
+    entry = config["mcpServers"]["gemma_experiment_tools"]
+    assert entry["args"][:4] == ["-m", "scopegen", "mcp", served.group(1)]
+    assert "6. stopped the server" in out
+    with pytest.raises(httpx.ConnectError):  # the port is closed once the script is done
+        httpx.get(f"{served.group(1)}/healthz", timeout=5)
