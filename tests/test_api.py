@@ -50,7 +50,7 @@ def test_public_names_are_listed_and_load_on_first_use() -> None:
     assert set(scopegen.__all__) <= set(dir(scopegen))
     assert scopegen.build.__module__ == "scopegen._api"
     assert scopegen.serve.__module__ == "scopegen._serve"
-    assert scopegen.testing.load.__module__ == "scopegen.testing._load"
+    assert scopegen.testing.load.__module__ == "scopegen.testing"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = scopegen.nope  # type: ignore[attr-defined]
 

@@ -32,3 +32,8 @@ __all__ = [
     "Stream",
     "load",
 ]
+
+# Shown as ``scopegen.testing.CallError`` in tracebacks and reprs (httpx does the same).
+for _name in ("CallError", "Interface", "Response", "Stream", "load"):
+    globals()[_name].__module__ = __name__
+del _name

@@ -164,6 +164,7 @@ class Interface:
 
         A streaming function returns a ``Stream`` of its items.
         """
+        __tracebackhide__ = True  # pytest: the failure points at the test's call
         if args:
             kwargs = self._name_positionals(function, args, kwargs)
         r = self.request("POST", protocol.CALL_PREFIX + function, content=_encode_args(kwargs))
@@ -218,6 +219,7 @@ class Interface:
             raise AttributeError(f"{name!r} is not an exposed function (exposed: {exposed})")
 
         def function(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
             return self.call(name, *args, **kwargs)
 
         function.__name__ = function.__qualname__ = name
