@@ -15,7 +15,7 @@ from scopegen import runtime
 def isolated(tmp_path: Path) -> Iterator[None]:
     """Undo what executing interface files from ``tmp_path`` does to this process."""
     path = list(sys.path)
-    paths = runtime._paths
+    paths = runtime.model_paths()
     yield
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
