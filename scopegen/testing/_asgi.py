@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -171,6 +172,8 @@ class Driver:
         self._lifespan_in: asyncio.Queue[Message] | None = None
         self._lifespan: Future[None] | None = None
         self._closed = False
+        # Answers still being read: closing disconnects them, so no stream waits forever.
+        self._open: weakref.WeakSet[_Exchange] = weakref.WeakSet()
         try:
             self._start()
         except BaseException:
@@ -209,6 +212,8 @@ class Driver:
         if self._closed:
             return
         self._closed = True
+        for exchange in list(self._open):
+            exchange.abort()
         try:
             inbox, lifespan = self._lifespan_in, self._lifespan
             if inbox is not None and lifespan is not None and not lifespan.done():
@@ -264,6 +269,7 @@ class Driver:
             "state": {},
         }
         exchange = _Exchange(self._loop)
+        self._open.add(exchange)
         asyncio.run_coroutine_threadsafe(exchange.serve(self._app, scope, body), self._loop)
         while True:
             message = exchange.next_message()

@@ -163,3 +163,14 @@ def test_an_exception_in_the_app_reaches_the_caller() -> None:
         assert driver.request("GET", "/items?1").read() == (b'{"item":0}\n{"done":true}\n')
     finally:
         driver.close()
+
+
+def test_closing_the_driver_disconnects_an_unread_stream() -> None:
+    app = StreamingApp()
+    driver = Driver(app)
+    stream = Stream(driver.request("GET", "/items?100000"))
+    assert next(stream) == 0
+    t0 = time.monotonic()
+    driver.close()  # the app is blocked on the reader's window until it sees the disconnect
+    assert app.disconnected.is_set()
+    assert time.monotonic() - t0 < 5
