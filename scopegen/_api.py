@@ -31,7 +31,7 @@ PathLike = str | os.PathLike[str]
 class Build:
     """What ``scopegen.build`` wrote into ``out``."""
 
-    out: Path
+    out: Path  # the build folder (``OUT``)
     result: BuildResult  # the command's own record (files, config, image)
 
     @property
@@ -69,18 +69,18 @@ class Build:
         return self.out / MCP_JSON
 
 
-def build(path: PathLike, out: PathLike = "build", *, name: str | None = None) -> Build:
-    """``scopegen build PATH -o OUT [--name NAME]``: write the client package and the Modal app.
+def build(path: PathLike, out: PathLike | None = None, *, name: str | None = None) -> Build:
+    """``scopegen build PATH [-o OUT] [--name NAME]``: write the client package and the Modal app.
 
-    Lint findings are printed on stderr as the command prints them; lint
-    errors raise ``scopegen.BuildError`` and write nothing.
+    ``out`` defaults to ``build/<package>``, as for the command. Lint findings
+    are printed on stderr as the command prints them; lint errors raise
+    ``scopegen.BuildError`` and write nothing.
     """
     from scopegen.commands.build import generate, write_files
 
-    out_dir = Path(out)
-    result = generate(Path(path), out_dir, name=name)
-    write_files(out_dir, result.package, result.files)
-    return Build(out_dir, result)
+    result = generate(Path(path), Path(out) if out is not None else None, name=name)
+    write_files(result.out, result.package, result.files)
+    return Build(result.out, result)
 
 
 class InstallError(RuntimeError):
@@ -150,12 +150,12 @@ def _run(cmd: list[str], what: str) -> None:
 
 def deploy(
     path: PathLike,
-    out: PathLike = "build",
+    out: PathLike | None = None,
     *,
     name: str | None = None,
     dry_run: bool = False,
 ) -> str | None:
-    """``scopegen deploy PATH -o OUT``: build, download the models, ``modal deploy``.
+    """``scopegen deploy PATH [-o OUT]``: build, download the models, ``modal deploy``.
 
     Shows each step as the command does and returns the endpoint's URL
     (None for ``dry_run``, or when ``modal deploy`` printed none). A failed
@@ -163,7 +163,7 @@ def deploy(
     """
     from scopegen.commands.deploy import deploy as run
 
-    return run(Path(path), Path(out), name=name, dry_run=dry_run)
+    return run(Path(path), Path(out) if out is not None else None, name=name, dry_run=dry_run)
 
 
 def lint(paths: PathLike | Iterable[PathLike]) -> list[Diagnostic]:

@@ -164,6 +164,7 @@ def serve(
     models: Mapping[str, str | os.PathLike[str]] | None = None,
     models_dir: str | os.PathLike[str] | None = None,
     call_timeout: float | None = None,
+    block_warning: float | None = None,
     max_concurrency: int | None = None,
     max_body: int | None = None,
     access_log: bool = True,
@@ -190,6 +191,7 @@ def serve(
     cmd += ["--host", host, "--port", str(port)]
     for option, value in (
         ("--call-timeout", call_timeout),
+        ("--block-warning", block_warning),
         ("--max-concurrency", max_concurrency),
         ("--max-body", max_body),
         ("--models-dir", models_dir),

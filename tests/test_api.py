@@ -125,6 +125,15 @@ def test_build_writes_what_the_command_writes_and_says_where(tmp_path: Path) -> 
     assert build.result.files == generate(interface, tmp_path / "api", name="rich-tools").files
 
 
+def test_build_goes_to_build_slash_package_by_default_as_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    build = scopegen.build(IFACES / "client_rich.py", name="rich_tools")
+    assert build.out == Path("build") / "rich_tools"
+    assert (tmp_path / "build" / "rich_tools" / "rich_tools" / "pyproject.toml").is_file()
+
+
 def test_build_refuses_lint_errors_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(scopegen.BuildError, match="lint error"):
         scopegen.build(IFACES / "server_lint_error.py", out=tmp_path / "out")

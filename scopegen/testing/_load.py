@@ -223,9 +223,7 @@ class Interface:
             return self.call(name, *args, **kwargs)
 
         function.__name__ = function.__qualname__ = name
-        function.__doc__ = next(
-            (f.get("doc") for f in self.functions if f["name"] == name), None
-        )
+        function.__doc__ = next((f.get("doc") for f in self.functions if f["name"] == name), None)
         return function
 
     def __dir__(self) -> list[str]:
@@ -327,6 +325,7 @@ def load(
     use_hf_cache: bool = True,
     name: str | None = None,
     call_timeout: float | None = None,
+    block_warning: float = 0.5,
     max_concurrency: int = 1,
     max_body: int = DEFAULT_MAX_BODY,
     hide_tracebacks: bool = False,
@@ -350,6 +349,7 @@ def load(
         use_hf_cache=use_hf_cache,
         name=name,
         call_timeout=call_timeout,
+        block_warning=block_warning,
         max_concurrency=max_concurrency,
         max_body=max_body,
         hide_tracebacks=hide_tracebacks,
