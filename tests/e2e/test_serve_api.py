@@ -156,7 +156,9 @@ def test_mcp_config_starts_a_bridge_an_mcp_client_can_use() -> None:
         tools, added = anyio.run(session)
         manifest = httpx.get(f"{server.url}/v1/functions", headers=server.headers).json()
         assert tools == [f["name"] for f in manifest["functions"]]
-        assert added.structuredContent == {"result": 42}
+        # The wire names, whichever SDK major is installed (2.x renamed the attributes).
+        wire = added.model_dump(mode="json", by_alias=True, exclude_none=True)
+        assert wire["structuredContent"] == {"result": 42}
 
 
 # --------------------------------------------------------------------------- install
