@@ -160,6 +160,9 @@ class ScopegenApp:
             watch = LoopWatch(settings.block_warning, self._blocker, settings.log_stream)
             self.on_startup.append(watch.start)
             self.on_shutdown.append(watch.stop)
+        # Run on the event loop each time every worker is stuck past its timeout
+        # (the server is degraded: /healthz and sync calls answer 503).
+        self.on_degraded: list[Callable[[], None]] = self._executor.on_all_stuck
         self.loaded = loaded
         tables = self.prepare(loaded)
         # Exposed name -> endpoint, and GET routes: path -> pre-encoded body.

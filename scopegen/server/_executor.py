@@ -7,7 +7,8 @@ watches the sync calls in flight, and async calls run under
 ``asyncio.timeout``. A sync call past its timeout cannot be stopped (threads
 cannot be killed): its worker stays busy, ``_StuckWorkers`` counts it, and
 when every worker is stuck new sync calls are refused (503 ``unavailable``)
-instead of queueing forever.
+instead of queueing forever, and the ``on_all_stuck`` hooks run (under Modal,
+``scopegen.modal_runtime`` asks Modal to send the container no more inputs).
 
 Every way a call can fail leaves here as a ``CallError`` (``timeout``,
 ``unavailable``, ``function_error``), so the app has one error to answer.
@@ -90,11 +91,12 @@ class _Watchdog:
     within one tick (a twentieth of it, 5 ms to 250 ms) of its due time.
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, on_expired: Callable[[], None]) -> None:
         self.timeout = timeout
         self.tick = min(max(timeout / 20, 0.005), 0.25)
         self.calls: dict[asyncio.Future[Any], _TimedCall] = {}
         self.stuck = _StuckWorkers()
+        self._on_expired = on_expired
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -109,12 +111,16 @@ class _Watchdog:
 
     def _scan(self) -> None:
         due = monotonic() - self.timeout
+        expired = False
         for future, call in list(self.calls.items()):
             if call.started and call.started <= due:
                 call.expired = True
                 del self.calls[future]
                 future.cancel()
                 self.stuck.expired(call)
+                expired = True
+        if expired:
+            self._on_expired()
         if self.calls and self._loop is not None:
             self._handle = self._loop.call_later(self.tick, self._scan)
         else:
@@ -125,7 +131,9 @@ class Executor:
     """Runs the calls of one app: ``max_workers`` threads, ``timeout`` seconds each.
 
     ``hide_tracebacks`` leaves the remote traceback out of ``function_error``
-    answers (the server's own log on stderr keeps it).
+    answers (the server's own log on stderr keeps it). ``on_all_stuck`` holds
+    callables run on the event loop each time an expired call leaves every
+    worker stuck; one that raises is reported on stderr and the others still run.
     """
 
     def __init__(self, max_workers: int, timeout: float | None, *, hide_tracebacks: bool) -> None:
@@ -135,7 +143,19 @@ class Executor:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="scopegen-call"
         )
-        self._watchdog = _Watchdog(timeout) if timeout else None
+        self.on_all_stuck: list[Callable[[], None]] = []
+        self._watchdog = _Watchdog(timeout, self._expired) if timeout else None
+
+    def _expired(self) -> None:
+        """A call ran past its timeout (event loop): run the hooks if no worker is left."""
+        if not self.stuck_workers():
+            return
+        for hook in self.on_all_stuck:
+            try:
+                hook()
+            except Exception:  # A broken hook must not stop the watchdog.
+                sys.stderr.write(f"ERROR:    on_all_stuck hook {hook!r} raised\n")
+                traceback.print_exc()
 
     def stuck_workers(self) -> int:
         """How many workers are stuck, when all of them are (else 0): the server is degraded."""

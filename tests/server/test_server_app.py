@@ -172,6 +172,42 @@ def test_invalid_arguments_say_which_type_was_sent_but_never_the_value(
     ]
 
 
+def test_on_degraded_hooks_run_each_time_every_worker_becomes_stuck(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    application = create_app(BASIC, ServerSettings(token=None, access_log=False, call_timeout=0.2))
+    runs: list[float] = []
+
+    def broken() -> None:
+        raise RuntimeError("a broken hook")
+
+    # A hook that raises is reported, and the next one still runs.
+    application.on_degraded.extend([broken, lambda: runs.append(time.monotonic())])
+    try:
+        for expected in (1, 2):
+            status, _, _ = asgi(application, "POST", "/v1/call/sleepy", b'{"seconds": 0.6}')
+            assert status == 504
+            assert len(runs) == expected  # ran before the 504 went out
+            status, _, _ = asgi(application, "POST", "/v1/call/sleepy", b'{"seconds": 0}')
+            assert status == 503  # the watchdog kept working after the broken hook
+            time.sleep(0.6)
+        assert "on_all_stuck hook" in capsys.readouterr().err
+    finally:
+        application.close()
+
+    wide = create_app(
+        BASIC, ServerSettings(token=None, access_log=False, call_timeout=0.2, max_concurrency=2)
+    )
+    wide.on_degraded.append(lambda: runs.append(time.monotonic()))
+    try:
+        status, _, _ = asgi(wide, "POST", "/v1/call/sleepy", b'{"seconds": 0.5}')
+        assert status == 504
+        assert len(runs) == 2  # one of two workers stuck: not degraded, no hook
+    finally:
+        time.sleep(0.4)
+        wide.close()
+
+
 def test_settings_token_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCOPEGEN_TOKEN", "from-env")
     assert ServerSettings().token == "from-env"
