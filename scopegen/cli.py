@@ -191,24 +191,51 @@ def serve(
     )
 
 
+_OUT = typer.Option(
+    "--out", "-o", metavar="OUT", help="Output folder (default: build/<package>)."
+)
+_NAME = typer.Option(metavar="NAME", help="Client package name.")
+_ENV = typer.Option(
+    "--env", "-e", metavar="ENV", help="Modal environment (default: the configuration's)."
+)
+_DRY_RUN = typer.Option("--dry-run", help="Write files and print the commands; contact nothing.")
+
+
 @app.command(cls=_Command)
 def deploy(
     path: Annotated[Path, _PATH],
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", "-o", metavar="OUT", help="Output folder (default: build/<package>)."
-        ),
+    out: Annotated[Path | None, _OUT] = None,
+    name: Annotated[str | None, _NAME] = None,
+    env: Annotated[str | None, _ENV] = None,
+    tag: Annotated[
+        str | None,
+        typer.Option(metavar="TAG", help="Tag the deployment with a version (modal deploy --tag)."),
     ] = None,
-    name: Annotated[str | None, typer.Option(metavar="NAME", help="Client package name.")] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Write files and print the commands; contact nothing.")
+    force: Annotated[
+        bool, typer.Option("--force", help="Download every model again, complete or not.")
     ] = False,
+    dry_run: Annotated[bool, _DRY_RUN] = False,
 ) -> None:
-    """Build PATH, fetch its models into a Modal volume, `modal deploy` it."""
+    """Build PATH, fetch its models into a Modal volume, `modal deploy` it, record its URL."""
     from scopegen.commands.deploy import run_deploy
 
-    raise typer.Exit(run_deploy(path, out, name=name, dry_run=dry_run))
+    raise typer.Exit(
+        run_deploy(path, out, name=name, dry_run=dry_run, environment=env, tag=tag, force=force)
+    )
+
+
+@app.command(cls=_Command)
+def dev(
+    path: Annotated[Path, _PATH],
+    out: Annotated[Path | None, _OUT] = None,
+    name: Annotated[str | None, _NAME] = None,
+    env: Annotated[str | None, _ENV] = None,
+    dry_run: Annotated[bool, _DRY_RUN] = False,
+) -> None:
+    """Build PATH, fetch its models, then `modal serve` it (a -dev URL, redeployed on edits)."""
+    from scopegen.commands.deploy import run_dev
+
+    raise typer.Exit(run_dev(path, out, name=name, environment=env, dry_run=dry_run))
 
 
 @app.command(cls=_Command)

@@ -14,7 +14,7 @@ from typing import Final
 __all__ = ["MCP_REQUIREMENT", "MODAL_REQUIREMENT", "install_hint"]
 
 MCP_REQUIREMENT: Final = "mcp>=1.10,<3"
-MODAL_REQUIREMENT: Final = "modal>=1.0,<2"
+MODAL_REQUIREMENT: Final = "modal>=1.1.4,<2"
 
 
 def install_hint(requirement: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from scopegen.analyze import analyze_file
 from scopegen.commands.image import image_spec
 from scopegen.config import load_config
-from scopegen.emit.modal import emit_modal_app
+from scopegen.emit.modal import emit_modal_app, emit_modal_download
 
 _counter = itertools.count()
 
@@ -28,14 +28,19 @@ def write_interface(folder: Path, source: str, *, config: str | None = None) -> 
 
 
 def generate(interface: Path, out: Path) -> Path:
-    """Generate ``out/modal_app.py`` the way ``scopegen build`` does; return its path."""
+    """Generate ``out/modal_app.py`` and ``out/modal_download.py`` as ``scopegen build`` does.
+
+    Returns the path of ``modal_app.py``.
+    """
     analysis = analyze_file(interface)
     assert analysis.ok, analysis.errors
     config = load_config(interface)
-    text = emit_modal_app(analysis.interface, image_spec(analysis, config, out), config)
+    image = image_spec(analysis, config, out)
     out.mkdir(parents=True, exist_ok=True)
     app_file = out / "modal_app.py"
-    app_file.write_text(text, encoding="utf-8")
+    app_file.write_text(emit_modal_app(analysis.interface, image, config), encoding="utf-8")
+    download = emit_modal_download(analysis.interface, image, config)
+    (out / "modal_download.py").write_text(download, encoding="utf-8")
     return app_file
 
 
@@ -74,9 +79,47 @@ def load_settings(function: Any) -> dict[str, Any]:
         return {}
     cells = dict(zip(code.co_freevars, load.__closure__, strict=True))
     out: dict[str, Any] = {}
-    for key in ("enable_memory_snapshot", "min_containers", "max_containers", "scaledown_window"):
+    for key in (
+        "enable_memory_snapshot",
+        "min_containers",
+        "max_containers",
+        "buffer_containers",
+        "scaledown_window",
+        "experimental_options",
+    ):
         if key in cells:
             out[key] = cells[key].cell_contents
     if "autoscaler_settings" in cells:
         out["autoscaler_settings"] = cells["autoscaler_settings"].cell_contents
     return out
+
+
+def registered(app: Any) -> tuple[list[str], list[str]]:
+    """The function and class tags of an App: what ``modal run`` / ``modal deploy`` create.
+
+    modal's runner creates every object of ``app._local_state`` (``_create_all_objects``);
+    the public ``registered_functions`` is deprecated in modal 1.6.
+    """
+    from modal._utils.async_utils import synchronizer
+
+    state = synchronizer._translate_in(app)._local_state  # type: ignore[no-untyped-call]
+    return sorted(state.functions), sorted(state.classes)
+
+
+def uploaded_files(image: Any) -> list[str]:
+    """The container paths of the local files an image uploads (its ``add_local_dir`` mounts).
+
+    Walks the image's lazy mount layers and asks modal's own ``_MountDir`` which
+    files it would upload, through the generated ``ignore`` patterns.
+    """
+    from modal._utils.async_utils import synchronizer
+    from modal.mount import _Mount, _MountDir
+
+    raw = synchronizer._translate_in(image)  # type: ignore[no-untyped-call]
+    found: list[str] = []
+    for dep in raw._deps():
+        if isinstance(dep, _Mount):
+            for entry in dep._entries:
+                if isinstance(entry, _MountDir):
+                    found += [str(remote) for _, remote in entry.get_files_to_upload()]
+    return sorted(found)

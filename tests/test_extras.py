@@ -29,6 +29,6 @@ def test_requirements_match_the_extras_of_pyproject() -> None:
 
 def test_install_hint_names_the_sdk_not_a_scopegen_extra() -> None:
     hint = install_hint(MODAL_REQUIREMENT)
-    assert hint.startswith("pip install 'modal>=1.0,<2'")
+    assert hint.startswith("pip install 'modal>=1.1.4,<2'")
     assert "scopegen[" not in hint
     assert "make install" in hint

@@ -1,18 +1,25 @@
-"""``scopegen build``: lint, then write the client package and the Modal app.
+"""``scopegen build``: lint, then write the client package and the Modal apps.
 
 ``OUT/<package>/`` is the pip-installable client; ``OUT/modal_app.py`` the
-Modal deployment and ``OUT/mcp.json`` an MCP entry: one interface per ``OUT``
-(``build/<package>`` by default, so two interfaces never share one), and a
-build says so when ``OUT`` still holds another package. Only the IR feeds the
-emitters: the interface file is parsed, never imported. The same input gives
-the same bytes, so ``--check`` can compare what is on disk with what would be
-written (a CI drift check).
+Modal deployment, ``OUT/modal_download.py`` its model download and
+``OUT/mcp.json`` an MCP entry: one interface per ``OUT`` (``build/<package>``
+by default, so two interfaces never share one), and a build says so when
+``OUT`` still holds another package. Only the IR feeds the emitters: the
+interface file is parsed, never imported.
+
+``OUT/scopegen-deploy.json``, written by ``scopegen deploy``, records the
+deployed endpoint's URL; a build that deploys the same app reads it and makes
+that URL the client's default. The same interface, configuration and record
+give the same bytes, so ``--check`` can compare what is on disk with what
+would be written (a CI drift check).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,12 +31,30 @@ from scopegen.commands.image import image_spec
 from scopegen.config import ConfigError, ScopegenConfig, load_config
 from scopegen.emit.client import EmitError, emit_client, validate_package_name
 from scopegen.emit.mcp import mcp_config
-from scopegen.emit.modal import ImageSpec, emit_modal_app
+from scopegen.emit.modal import ImageSpec, emit_modal_app, emit_modal_download
 from scopegen.spec import Interface
 
-__all__ = ["BuildError", "BuildResult", "generate", "run_build", "write_build", "write_files"]
+__all__ = [
+    "DEPLOY_RECORD",
+    "MODAL_APP",
+    "MODAL_DOWNLOAD",
+    "BuildError",
+    "BuildResult",
+    "DeployRecord",
+    "deploy_record_text",
+    "generate",
+    "read_deploy_record",
+    "run_build",
+    "write_build",
+    "write_files",
+]
 
 MODAL_APP = "modal_app.py"
+MODAL_DOWNLOAD = "modal_download.py"
+# Written by `scopegen deploy`: the endpoint's URL, read back by every build.
+DEPLOY_RECORD = "scopegen-deploy.json"
+# What a recorded URL may look like before it is written into generated code.
+_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
 # Without -o, each package builds into a folder of its own under this one.
 DEFAULT_OUT_PARENT = Path("build")
 # A ready mcpServers entry for `scopegen mcp` (env var names only, never a token).
@@ -47,6 +72,50 @@ class BuildError(Exception):
 
 
 @dataclass(frozen=True)
+class DeployRecord:
+    """``OUT/scopegen-deploy.json``: where ``scopegen deploy`` put the endpoint."""
+
+    app: str
+    # The Modal environment deployed to (None: modal's default).
+    environment: str | None
+    url: str
+
+
+def deploy_record_text(record: DeployRecord) -> str:
+    """The record's JSON text (deterministic, ends with a newline)."""
+    return json.dumps(dataclasses.asdict(record), indent=2, sort_keys=True) + "\n"
+
+
+def read_deploy_record(out: Path) -> DeployRecord | None:
+    """The record in ``out``, or None; a malformed one raises ``BuildError``."""
+    path = out / DEPLOY_RECORD
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BuildError(f"{path}: cannot read: {exc}", exit_code=2) from None
+    try:
+        data = json.loads(text)
+        record = DeployRecord(app=data["app"], environment=data["environment"], url=data["url"])
+    except (ValueError, KeyError, TypeError):
+        record = None
+    if (
+        record is None
+        or not isinstance(record.app, str)
+        or not isinstance(record.environment, (str, type(None)))
+        or not isinstance(record.url, str)
+        or not _URL.match(record.url)
+    ):
+        raise BuildError(
+            f"{path} is not a deploy record written by `scopegen deploy`: "
+            "delete it, or run `scopegen deploy` again",
+            exit_code=2,
+        )
+    return record
+
+
+@dataclass(frozen=True)
 class BuildResult:
     """What one build worked out: ``deploy`` reads it instead of the files it wrote."""
 
@@ -59,6 +128,8 @@ class BuildResult:
     image: ImageSpec
     # Every file, keyed by POSIX path relative to the build folder.
     files: dict[str, str]
+    # The deployed endpoint the client calls by default (from the deploy record).
+    deployed_url: str | None = None
 
     @property
     def app_name(self) -> str:
@@ -111,14 +182,40 @@ def generate(path: Path, out: Path | None = None, *, name: str | None = None) ->
         out = DEFAULT_OUT_PARENT / package
     # The emitters see the package name as the interface's name (Modal app name, env vars).
     interface = dataclasses.replace(analysis.interface, name=package)
+    unknown = sorted(set(config.revisions) - set(config.all_models(interface.model_ids)))
+    if unknown:
+        raise BuildError(
+            f"invalid configuration: revisions names {', '.join(map(repr, unknown))}, which is "
+            "not downloaded (neither found by get_model_path(...) nor listed under models)",
+            exit_code=2,
+        )
+    url = _recorded_url(out, config.app_name(interface.name))
     try:
-        files = emit_client(interface, package=package, source_name=Path(path).name)
+        files = emit_client(
+            interface, package=package, source_name=Path(path).name, default_url=url
+        )
     except EmitError as exc:
         raise BuildError(str(exc)) from None
     image = image_spec(analysis, config, out)
     files[MODAL_APP] = emit_modal_app(interface, image, config)
-    files[MCP_JSON] = mcp_config(interface.name, package)
-    return BuildResult(package, out, interface, config, image, dict(sorted(files.items())))
+    files[MODAL_DOWNLOAD] = emit_modal_download(interface, image, config)
+    files[MCP_JSON] = mcp_config(interface.name, package, default_url=url)
+    return BuildResult(package, out, interface, config, image, dict(sorted(files.items())), url)
+
+
+def _recorded_url(out: Path, app_name: str) -> str | None:
+    """The deployed URL of ``app_name`` recorded in ``out``, if any."""
+    record = read_deploy_record(out)
+    if record is None:
+        return None
+    if record.app != app_name:
+        print(
+            f"scopegen: note: {out / DEPLOY_RECORD} records the app {record.app!r}, and this "
+            f"build is the app {app_name!r}: the client keeps the local default URL",
+            file=sys.stderr,
+        )
+        return None
+    return record.url
 
 
 def write_build(out: Path, result: BuildResult) -> None:
@@ -127,6 +224,8 @@ def write_build(out: Path, result: BuildResult) -> None:
     changed = f"{written} written, {removed} removed" if written or removed else "unchanged"
     print(f"scopegen: built {out / result.package}/ and {out / MODAL_APP} ({changed})")
     print(f"  install the client: pip install {out / result.package}")
+    if result.deployed_url:
+        print(f"  its default URL is the deployed endpoint {result.deployed_url}")
     others = other_packages(out, result.package)
     if others:
         shown = ", ".join(f"{out / other}/" for other in others)

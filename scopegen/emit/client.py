@@ -125,9 +125,17 @@ def validate_package_name(name: str) -> str | None:
 
 
 def emit_client(
-    interface: Interface, *, package: str | None = None, source_name: str | None = None
+    interface: Interface,
+    *,
+    package: str | None = None,
+    source_name: str | None = None,
+    default_url: str | None = None,
 ) -> dict[str, str]:
-    """Every file of the client package, keyed by POSIX path relative to the build folder."""
+    """Every file of the client package, keyed by POSIX path relative to the build folder.
+
+    ``default_url`` (a deployed endpoint) replaces the local default base URL;
+    ``<PREFIX>_URL`` still wins over it.
+    """
     package = package or interface.name
     problem = validate_package_name(package)
     if problem:
@@ -144,6 +152,8 @@ def emit_client(
         "env_prefix": protocol.env_prefix(package),
         **_PROTOCOL_VALUES,
     }
+    if default_url is not None:
+        values["default_url"] = default_url
     types = interface.type_map()
     src = f"{package}/src/{package}"
     files = {

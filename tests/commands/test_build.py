@@ -1,7 +1,8 @@
-"""``scopegen build``: lint first, write OUT/<package>/ and OUT/modal_app.py, --check drift."""
+"""``scopegen build``: lint first, write OUT/<package>/ and the Modal apps, --check drift."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -62,6 +63,7 @@ def test_build_writes_the_client_project_and_the_modal_app(tmp_path: Path) -> No
     assert {
         "mcp.json",
         "modal_app.py",
+        "modal_download.py",
         "rich_tools/README.md",
         "rich_tools/pyproject.toml",
         "rich_tools/src/rich_tools/__init__.py",
@@ -278,7 +280,7 @@ def test_a_bad_configuration_is_named_once_with_the_command_prefix(
 
 
 def test_help_names_every_value_and_no_typer_placeholders() -> None:
-    for command in ("build", "serve", "deploy", "schema", "mcp"):
+    for command in ("build", "serve", "deploy", "dev", "schema", "mcp"):
         proc = scopegen(command, "--help")
         assert proc.returncode == 0, proc.stderr
         text = proc.stdout
@@ -290,3 +292,70 @@ def test_help_names_every_value_and_no_typer_placeholders() -> None:
     serve = " ".join(scopegen("serve", "--help").stdout.split())  # unwrapped
     assert "--model ID=PATH" in serve and "repeat it for more models" in serve
     assert "--call-timeout SECONDS" in serve and "--no-access-log" in serve
+
+
+# --------------------------------------------------------------------------- the deploy record
+
+DEPLOYED = "https://lab--adder-tools-server-web.modal.run"
+
+
+def _record(out: Path, app: str, url: str = DEPLOYED) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"app": app, "environment": None, "url": url}
+    (out / "scopegen-deploy.json").write_text(json.dumps(record))
+
+
+def test_a_deploy_record_makes_the_deployed_url_the_clients_default(
+    simple: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    _record(out, "adder-tools")
+    proc = scopegen("build", simple, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    base = (out / "adder_tools" / "src" / "adder_tools" / "_base_client.py").read_text()
+    assert f'DEFAULT_BASE_URL: Final = "{DEPLOYED}"' in base
+    assert DEPLOYED in (out / "adder_tools" / "README.md").read_text()
+    assert f"${{ADDER_TOOLS_URL:-{DEPLOYED}}}" in (out / "mcp.json").read_text()
+    assert DEPLOYED in proc.stdout
+    # The record is an input like the interface: --check agrees with it ...
+    assert scopegen("build", simple, "-o", out, "--check").returncode == 0
+    # ... and notices when it changes.
+    _record(out, "adder-tools", "https://lab--adder-tools-server-web-staging.modal.run")
+    assert scopegen("build", simple, "-o", out, "--check").returncode == 1
+
+
+def test_a_record_of_another_app_is_ignored_with_a_note(simple: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _record(out, "someone-else")
+    proc = scopegen("build", simple, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "records the app 'someone-else'" in proc.stderr
+    base = (out / "adder_tools" / "src" / "adder_tools" / "_base_client.py").read_text()
+    assert 'DEFAULT_BASE_URL: Final = "http://127.0.0.1:8000"' in base
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        '{"app": "adder-tools"}',
+        '{"app": "adder-tools", "environment": null, "url": "https://x.modal.run\\"; import os"}',
+    ],
+)
+def test_a_malformed_record_stops_the_build(simple: Path, tmp_path: Path, text: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scopegen-deploy.json").write_text(text)
+    proc = scopegen("build", simple, "-o", out)
+    assert proc.returncode == 2
+    assert "is not a deploy record written by `scopegen deploy`" in proc.stderr
+    assert not (out / "adder_tools").exists()
+
+
+def test_a_revision_for_a_model_that_is_not_downloaded_is_refused(
+    simple: Path, tmp_path: Path
+) -> None:
+    (simple.parent / "scopegen.toml").write_text('revisions = {"acme/other" = "v1"}\n')
+    proc = scopegen("build", simple, "-o", tmp_path / "out")
+    assert proc.returncode == 2
+    assert "revisions names 'acme/other', which is not downloaded" in proc.stderr

@@ -128,7 +128,8 @@ def test_example_configs_validate_for_gpu_deployments() -> None:
     assert gemma.gpu == "A100"  # the document's SandboxConfig(gpu="A100", ...)
     assert gemma.python_packages == ["torch", "transformers", "accelerate"]
     assert gemma.all_models([]) == ("google/gemma-2-9b",)
-    assert gemma.secrets == ["huggingface"]  # gated weights need HF_TOKEN
+    # Gated weights need HF_TOKEN: the download function's, never the server's.
+    assert (gemma.download_secrets, gemma.secrets) == (["huggingface"], [])
 
 
 @pytest.mark.parametrize("path", INTERFACES, ids=lambda p: p.parent.name)
@@ -143,17 +144,23 @@ def test_example_builds_deterministically_and_check_passes(path: Path, tmp_path:
     assert again.returncode == 0, again.stderr
     assert _tree_digest(out) == digest
     assert (out / "model_tools" / "pyproject.toml").is_file()
-    compile((out / "modal_app.py").read_text(encoding="utf-8"), "modal_app.py", "exec")
+    for name in ("modal_app.py", "modal_download.py"):
+        compile((out / name).read_text(encoding="utf-8"), name, "exec")
 
 
 def test_gemma_deploy_dry_run_plans_a100_app_with_model_download(tmp_path: Path) -> None:
     proc = scopegen("deploy", GEMMA, "-o", tmp_path, "--dry-run", env=env_with())
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "modal_app.py::download_models" in proc.stdout
+    assert "run --detach" in proc.stdout
+    assert "modal_download.py::download_models" in proc.stdout
     assert "modal deploy" in proc.stdout
     app = (tmp_path / "modal_app.py").read_text(encoding="utf-8")
     assert 'gpu="A100"' in app
     assert "gemma-2-9b" in app
+    download = (tmp_path / "modal_download.py").read_text(encoding="utf-8")
+    assert '"google/gemma-2-9b"' in download
+    assert 'modal.Secret.from_name("huggingface")' in download
+    assert "huggingface" not in app  # the token stays with the download
 
 
 def test_pre_commit_hooks_manifest_declares_scopegen_lint() -> None:

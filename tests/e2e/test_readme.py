@@ -31,6 +31,7 @@ import httpx
 import orjson
 import pytest
 
+from scopegen.config import parse_config
 from scopegen.emit.mcp import mcp_config
 from tests._serving import running_server
 
@@ -78,6 +79,7 @@ TESTED = {
     "lint-example",
     "gemma",
     "gemma-config",
+    "bucket-mounts",
     "mcp-json",
     "ci",
     "pre-commit",
@@ -384,3 +386,6 @@ def test_the_config_and_mcp_json_blocks_are_the_files_they_name() -> None:
     assert tomllib.loads(config) == tomllib.loads(on_disk)
     # What `scopegen build ... --name model_tools` writes to OUT/mcp.json.
     assert orjson.loads(block("mcp-json")) == orjson.loads(mcp_config("model_tools", "model_tools"))
+    # The [[bucket_mounts]] example is a valid configuration.
+    (mount,) = parse_config(tomllib.loads(block("bucket-mounts"))).bucket_mounts
+    assert (mount.mount_path, mount.read_only) == ("/weights", True)
