@@ -154,16 +154,28 @@ def deploy(
     *,
     name: str | None = None,
     dry_run: bool = False,
+    environment: str | None = None,
+    tag: str | None = None,
+    force: bool = False,
 ) -> str | None:
     """``scopegen deploy PATH [-o OUT]``: build, download the models, ``modal deploy``.
 
-    Shows each step as the command does and returns the endpoint's URL
-    (None for ``dry_run``, or when ``modal deploy`` printed none). A failed
+    Shows each step as the command does and returns the endpoint's URL, as
+    Modal's API gives it (None for ``dry_run``); it is also recorded in
+    ``OUT/scopegen-deploy.json`` and becomes the client's default URL. A failed
     step raises ``scopegen.DeployError`` (``exit_code`` as the command's).
     """
     from scopegen.commands.deploy import deploy as run
 
-    return run(Path(path), Path(out) if out is not None else None, name=name, dry_run=dry_run)
+    return run(
+        Path(path),
+        Path(out) if out is not None else None,
+        name=name,
+        dry_run=dry_run,
+        environment=environment,
+        tag=tag,
+        force=force,
+    )
 
 
 def lint(paths: PathLike | Iterable[PathLike]) -> list[Diagnostic]:

@@ -149,6 +149,11 @@ def fake_modal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     script.parent.mkdir()
     script.write_text(FAKE_MODAL, encoding="utf-8")
     monkeypatch.setattr(deploy_command, "modal_command", lambda: [sys.executable, str(script)])
+    (script.parent / "URL").write_text("https://ws--greeter-app-server-web.modal.run")
+    # Modal's API answers the endpoint lookup (it cannot be reached from here).
+    monkeypatch.setattr(
+        deploy_command, "web_url", lambda app, env: "https://ws--greeter-app-server-web.modal.run"
+    )
     monkeypatch.chdir(tmp_path)
     return script
 
@@ -160,9 +165,13 @@ def test_deploy_runs_the_commands_steps_and_returns_the_url(
     url = scopegen.deploy(interface, out="out")
     assert url == "https://ws--greeter-app-server-web.modal.run"
     calls = (fake_modal.parent / "calls.txt").read_text().splitlines()
-    assert calls == ["run out/modal_app.py::download_models", "deploy out/modal_app.py"]
+    assert calls == [
+        "run --detach out/modal_download.py::download_models",
+        "deploy out/modal_app.py",
+    ]
     out = capsys.readouterr().out
-    assert "3/3" in out and f"export GREETER_APP_URL={url}" in out
+    assert "4/4" in out and url in out
+    assert url in (tmp_path / "out" / "scopegen-deploy.json").read_text()
 
 
 def test_deploy_dry_run_writes_the_build_and_returns_no_url(
@@ -181,7 +190,7 @@ def test_a_failed_step_raises_with_the_commands_exit_code(tmp_path: Path, fake_m
         scopegen.deploy(interface, out="out")
     assert info.value.exit_code == 3
     calls = (fake_modal.parent / "calls.txt").read_text().splitlines()
-    assert calls == ["run out/modal_app.py::download_models"]  # nothing deployed
+    assert calls == ["run --detach out/modal_download.py::download_models"]  # nothing deployed
     with pytest.raises(scopegen.DeployError, match="no such file") as missing:
         scopegen.deploy(tmp_path / "nope.py")
     assert missing.value.exit_code == 2

@@ -211,7 +211,7 @@ def deploy(
     def fail(code: int, message: str | None = None) -> DeployError:
         if message is not None:
             say(message)
-        return DeployError(message or f"scopegen deploy failed (exit {code})", code)
+        return DeployError(message or say.last or f"scopegen deploy failed (exit {code})", code)
 
     modal = _modal_or_error(path, say, needed=not dry_run)
     if isinstance(modal, int):
@@ -241,7 +241,7 @@ def deploy(
 
     code = _download(plan, console, say, step="2/4")
     if code != 0:
-        raise DeployError(f"the model download failed (exit {code}); nothing was deployed", code)
+        raise fail(code)
 
     console.print(f"[bold]3/4[/] deploy the GPU app: {escape(shlex.join(plan.deploy))}")
     code = _run(plan.deploy)
@@ -329,8 +329,10 @@ class _Say:
     def __init__(self, command: str, errors: Console) -> None:
         self._prefix = f"scopegen {command}: "
         self._errors = errors
+        self.last: str | None = None  # what the error a step raises says
 
     def __call__(self, message: str) -> None:
+        self.last = message
         self._errors.print(escape(self._prefix + message))
 
 
