@@ -13,8 +13,10 @@ Import-light on purpose: the lint path imports it (no httpx, no orjson).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urljoin, urlsplit
 
 __all__ = [
     "ALLOW_HEADER",
@@ -22,6 +24,7 @@ __all__ = [
     "CALL_PREFIX",
     "CLIENT_BASE_ERRORS",
     "CLIENT_ERROR_CLASSES",
+    "CLIENT_ERROR_ROWS",
     "CLIENT_RESERVED_FUNCTION_NAMES",
     "CLIENT_RESERVED_TYPE_NAMES",
     "CONNECT_TIMEOUT",
@@ -32,6 +35,7 @@ __all__ = [
     "FUNCTIONS_PATH",
     "HEALTH_PATH",
     "INITIAL_RETRY_DELAY",
+    "INTERFACE_HASH_HEADER",
     "MANIFEST_TIMEOUT",
     "MANIFEST_VERSION",
     "MAX_REDIRECTS",
@@ -43,16 +47,22 @@ __all__ = [
     "MODAL_SECRET_ENV",
     "MODAL_SECRET_HEADER",
     "OPENAPI_PATH",
+    "ORIGIN_ONLY_HEADERS",
+    "PROXY_ERRORS",
     "READ_TIMEOUT",
+    "REDIRECT_STATUSES",
     "REQUEST_ID_HEADER",
     "REQUEST_ID_PATTERN",
     "RETRY_AFTER_HEADER",
     "RETRY_JITTER",
     "RETRY_STATUSES",
+    "SERVER_TIMING_HEADER",
     "TOKEN_ENV",
     "WWW_AUTHENTICATE_HEADER",
     "ErrorCode",
     "env_prefix",
+    "next_hop",
+    "origin",
     "reserved_function_name",
     "reserved_type_name",
     "retry_delay",
@@ -83,6 +93,14 @@ MODAL_KEY_HEADER: Final = "Modal-Key"
 MODAL_SECRET_HEADER: Final = "Modal-Secret"
 MODAL_KEY_ENV: Final = "MODAL_KEY"
 MODAL_SECRET_ENV: Final = "MODAL_SECRET"
+# Sent on every answer: the hash of the interface the server serves now, so a
+# long-lived client learns of a redeploy (``serve --reload``, a new Modal app).
+INTERFACE_HASH_HEADER: Final = "x-scopegen-interface-hash"
+# On call answers: ``queue;dur=<ms>, run;dur=<ms>`` (W3C Server-Timing).
+SERVER_TIMING_HEADER: Final = "server-timing"
+# Credentials that go only to the origin they were configured for: a redirect
+# to another host gets none of them (httpx itself strips only Authorization).
+ORIGIN_ONLY_HEADERS: Final = ("authorization", "modal-key", "modal-secret")
 
 # --------------------------------------------------------------------------- environment
 
@@ -123,25 +141,71 @@ MAX_RETRIES: Final = 2
 INITIAL_RETRY_DELAY: Final = 0.5
 MAX_RETRY_DELAY: Final = 8.0
 RETRY_JITTER: Final = 0.25  # each delay is shortened by up to this fraction
-MAX_RETRY_AFTER: Final = 60.0  # a longer Retry-After is ignored (the backoff applies)
+MAX_RETRY_AFTER: Final = 60.0  # a longer Retry-After is not waited for: the error stands
 # Modal answers a call that runs past 150 s with a 303 to poll, again and again.
 MAX_REDIRECTS: Final = 1000
+# Redirects the clients follow themselves (never httpx's ``follow_redirects``),
+# so that a failed poll retries the poll and never sends the call again.
+REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 
 
-def retry_delay(retries: int, retry_after: str | None, jitter: float) -> float:
-    """Seconds to wait before retry number ``retries + 1``; ``jitter`` is in [0, 1).
+# ``origin`` and ``next_hop`` are rendered verbatim into the generated client's
+# ``_base_client.py`` (it is standalone) and imported by the MCP bridge: one
+# source for how every scopegen client follows a redirect.
+def origin(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of a URL: credentials go only to the configured one."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
 
-    A server's ``Retry-After`` (in seconds, at most ``MAX_RETRY_AFTER``) wins;
-    otherwise the delay doubles from ``INITIAL_RETRY_DELAY`` up to
-    ``MAX_RETRY_DELAY``, shortened by up to ``RETRY_JITTER``. The generated
-    client renders the same rule into its ``_base_client.py``.
+
+def next_hop(method: str, url: str, status: int, location: str | None) -> tuple[str, str]:
+    """``(method, url)`` of the request that follows a redirect, or ``ValueError`` saying why not.
+
+    303 (Modal: "still running, poll here") becomes a GET; 307 and 308 repeat
+    the request as it was. 301 and 302 turn a POST into a GET in httpx and
+    browsers, which would drop the call's arguments: that is refused (a GET
+    may follow them).
     """
-    if retry_after is not None:
+    if not location:
+        raise ValueError(f"{url} answered a {status} redirect without a Location header")
+    target = urljoin(url, location)
+    if status == 303:
+        return "GET", target
+    if status in (307, 308) or method == "GET":
+        return method, target
+    raise ValueError(
+        f"{url} answered {status} (moved to {target}) to a {method}; following it would "
+        f"turn the call into a GET and lose its arguments. Use the URL it moved to "
+        f"(often https:// instead of http://) as the base URL"
+    )
+
+
+def retry_delay(retries: int, retry_after: str | None, jitter: float) -> float | None:
+    """Seconds to wait before retry number ``retries + 1``, or ``None``: do not retry.
+
+    ``jitter`` is in [0, 1). A server's ``Retry-After`` (seconds, or an HTTP
+    date) wins up to ``MAX_RETRY_AFTER``; past it the answer stands, since a
+    client that waits an hour is worse than an error saying when to come back.
+    Otherwise the delay doubles from ``INITIAL_RETRY_DELAY`` up to
+    ``MAX_RETRY_DELAY``, shortened by up to ``RETRY_JITTER``. Rendered
+    verbatim into the generated client's ``_base_client.py``.
+    """
+    if retry_after:
         try:
             seconds = float(retry_after)
         except ValueError:
-            seconds = -1.0
-        if 0.0 <= seconds <= MAX_RETRY_AFTER:
+            from email.utils import parsedate_to_datetime  # only for a date: rare
+
+            try:
+                seconds = parsedate_to_datetime(retry_after).timestamp() - time.time()
+            except (TypeError, ValueError, IndexError):
+                seconds = -1.0
+            else:
+                seconds = max(seconds, 0.0)
+        if seconds > MAX_RETRY_AFTER:
+            return None
+        if seconds >= 0.0:
             return seconds
     delay = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2.0**retries)
     return delay * (1.0 - RETRY_JITTER * jitter)
@@ -266,8 +330,51 @@ ERRORS: Final[tuple[ErrorCode, ...]] = (
     ),
 )
 
+# Answers a scopegen server never sends but what is in front of it may (Modal's
+# proxy, a gateway, a rate limiter): they come without a scopegen error body,
+# so the clients know them by status alone. 408 and 429 mean the call did not
+# run; the clients retry them, honouring Retry-After up to MAX_RETRY_AFTER.
+PROXY_ERRORS: Final[tuple[ErrorCode, ...]] = (
+    ErrorCode(
+        "forbidden",
+        403,
+        "Forbidden",
+        "refused by what is in front of the server (Modal proxy auth?)",
+        "Refused by a proxy in front of the server, e.g. Modal's proxy auth.",
+        on_call=False,
+    ),
+    ErrorCode(
+        "request_timeout",
+        408,
+        "RequestTimeout",
+        "a proxy gave up waiting for the request; it did not run",
+        "A proxy gave up waiting for the request; the call did not run.",
+        retry=True,
+        on_call=False,
+    ),
+    ErrorCode(
+        "conflict",
+        409,
+        "Conflict",
+        "refused by a proxy as conflicting",
+        "A proxy refused the request as conflicting with another.",
+        on_call=False,
+    ),
+    ErrorCode(
+        "rate_limited",
+        429,
+        "RateLimited",
+        "too many requests; it did not run",
+        "Too many requests; the call did not run.",
+        retry=True,
+        on_call=False,
+    ),
+)
+
 ERROR_BY_CODE: Final = {e.code: e for e in ERRORS}
-RETRY_STATUSES: Final = frozenset(e.status for e in ERRORS if e.retry)
+# The client's classes: the server's table, then the proxies' (by status only).
+CLIENT_ERROR_ROWS: Final = ERRORS + PROXY_ERRORS
+RETRY_STATUSES: Final = frozenset(e.status for e in CLIENT_ERROR_ROWS if e.retry)
 
 # The generated client's exceptions outside the table (``_exceptions.py`` draws the tree).
 CLIENT_BASE_ERRORS: Final = (
@@ -278,9 +385,14 @@ CLIENT_BASE_ERRORS: Final = (
     "ConnectionFailed",
     "ConnectionLost",
     "ResponseTimeout",
+    "UnexpectedRedirect",
+    "ArgumentNotSerializable",
+    "ClientClosed",
     "InterfaceMismatchWarning",
 )
-CLIENT_ERROR_CLASSES: Final = frozenset(CLIENT_BASE_ERRORS) | {e.client_class for e in ERRORS}
+CLIENT_ERROR_CLASSES: Final = frozenset(CLIENT_BASE_ERRORS) | {
+    e.client_class for e in CLIENT_ERROR_ROWS
+}
 
 # --------------------------------------------------------------------------- reserved names
 
@@ -309,9 +421,13 @@ CLIENT_RESERVED_FUNCTION_NAMES: Final = CLIENT_ERROR_CLASSES | frozenset(
         # Attributes of Client / AsyncClient (methods share their namespace).
         "base_url",
         "close",
+        "copy",
+        "jobs",
         "max_retries",
         "timeout",
         "token",
+        "with_options",
+        "with_raw_response",
     }
 )
 

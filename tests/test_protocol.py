@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import importlib
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,14 +34,22 @@ from scopegen.emit import EmitError, emit_client
 
 
 def test_error_codes_are_unique_and_retries_only_where_the_call_did_not_run() -> None:
-    codes = [e.code for e in protocol.ERRORS]
+    codes = [e.code for e in protocol.CLIENT_ERROR_ROWS]
     assert len(codes) == len(set(codes))
-    assert set(protocol.ERROR_BY_CODE) == set(codes)
-    for e in protocol.ERRORS:
+    assert set(protocol.ERROR_BY_CODE) == {e.code for e in protocol.ERRORS}
+    for e in protocol.CLIENT_ERROR_ROWS:
         assert 400 <= e.status < 600
         assert not (e.retry and e.ran), e.code
         assert e.client_class in protocol.CLIENT_ERROR_CLASSES
-    assert protocol.RETRY_STATUSES == {503}
+    assert protocol.RETRY_STATUSES == {408, 429, 503}
+
+
+def test_proxy_rows_are_bare_statuses_the_server_never_sends() -> None:
+    # Known by status alone; OpenAPI does not document them on the call route.
+    assert {e.status for e in protocol.PROXY_ERRORS} == {403, 408, 409, 429}
+    assert not {e.status for e in protocol.PROXY_ERRORS} & {e.status for e in protocol.ERRORS}
+    for e in protocol.PROXY_ERRORS:
+        assert e.for_status and not e.on_call and not e.ran
 
 
 def test_each_status_has_at_most_one_class_for_bare_answers() -> None:
@@ -83,9 +93,47 @@ def test_retry_delay_doubles_up_to_the_cap_and_honours_retry_after() -> None:
     assert protocol.retry_delay(0, None, 1.0) == pytest.approx(0.5 * 0.75)
     assert protocol.retry_delay(3, "1", 0.5) == 1.0
     assert protocol.retry_delay(0, "0", 0.5) == 0.0
-    # Past the cap, or not a number of seconds: the backoff applies.
-    for header in ("61", "soon", "-1", "Wed, 21 Oct 2015 07:28:00 GMT"):
+    # Not a delay: the backoff applies.
+    for header in ("soon", "-1", ""):
         assert protocol.retry_delay(0, header, 0.0) == 0.5
+    # A date: the seconds until then (a past date: now).
+    soon = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= (protocol.retry_delay(0, soon, 0.0) or 0) <= 30
+    assert protocol.retry_delay(0, "Wed, 21 Oct 2015 07:28:00 GMT", 0.0) == 0.0
+    # Past the cap, in seconds or as a date: not retried (the answer stands).
+    later = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    assert protocol.retry_delay(0, "61", 0.0) is None
+    assert protocol.retry_delay(0, later, 0.0) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "location", "hop"),
+    [
+        ("POST", 303, "/poll/1", ("GET", "http://a.example/poll/1")),
+        ("GET", 303, "poll/2", ("GET", "http://a.example/v1/call/poll/2")),
+        ("POST", 307, "http://b.example/x", ("POST", "http://b.example/x")),
+        ("POST", 308, "/x", ("POST", "http://a.example/x")),
+        ("GET", 301, "https://a.example/v1/call/f", ("GET", "https://a.example/v1/call/f")),
+    ],
+)
+def test_next_hop_polls_with_get_and_repeats_307_308(
+    method: str, status: int, location: str, hop: tuple[str, str]
+) -> None:
+    assert protocol.next_hop(method, "http://a.example/v1/call/f", status, location) == hop
+
+
+@pytest.mark.parametrize("status", [301, 302])
+def test_next_hop_refuses_a_redirect_that_turns_the_call_into_a_get(status: int) -> None:
+    with pytest.raises(ValueError, match=r"moved to https://a.example/v1/.*turn the call into a GET"):
+        protocol.next_hop("POST", "http://a.example/v1/call/f", status, "https://a.example/v1/")
+    with pytest.raises(ValueError, match="without a Location"):
+        protocol.next_hop("POST", "http://a.example/v1/call/f", 303, None)
+
+
+def test_origin_is_scheme_host_and_port() -> None:
+    assert protocol.origin("https://A.example/x") == ("https", "a.example", 443)
+    assert protocol.origin("http://a.example:80/") == protocol.origin("http://a.example")
+    assert protocol.origin("http://a.example:8000") != protocol.origin("http://a.example")
 
 
 # --------------------------------------------------------------------------- reserved names

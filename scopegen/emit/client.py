@@ -190,6 +190,21 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
+def _shared_source() -> str:
+    """``protocol.origin``, ``next_hop`` and ``retry_delay``, verbatim, for ``_base_client.py``.
+
+    One source for how every scopegen client follows redirects and waits
+    between retries: the MCP bridge imports these functions, the standalone
+    generated client gets their text (the constants they read have the same
+    names there).
+    """
+    import inspect
+
+    shared = (protocol.origin, protocol.next_hop, protocol.retry_delay)
+    parts = [inspect.getsource(f) for f in shared]
+    return "\n\n".join(parts)
+
+
 # What the templates of ``_base_client.py``, ``_client.py`` and the README say
 # about the protocol: the generated package is standalone, so it gets the values.
 _PROTOCOL_VALUES: dict[str, str] = {
@@ -215,6 +230,13 @@ _PROTOCOL_VALUES: dict[str, str] = {
     "retry_jitter": repr(protocol.RETRY_JITTER),
     "max_retry_after": repr(protocol.MAX_RETRY_AFTER),
     "max_redirects": str(protocol.MAX_REDIRECTS),
+    "redirect_statuses": "frozenset({"
+    + ", ".join(map(str, sorted(protocol.REDIRECT_STATUSES)))
+    + "})",
+    "interface_hash_header": protocol.INTERFACE_HASH_HEADER,
+    "server_timing_header": protocol.SERVER_TIMING_HEADER,
+    "origin_only_headers": repr(protocol.ORIGIN_ONLY_HEADERS),
+    "shared_source": _shared_source(),
     "retry_statuses": "frozenset({" + ", ".join(map(str, sorted(protocol.RETRY_STATUSES))) + "})",
     "retry_statuses_text": " and ".join(map(str, sorted(protocol.RETRY_STATUSES))),
 }
@@ -222,7 +244,7 @@ _PROTOCOL_VALUES: dict[str, str] = {
 
 def _remote_tree(indent: str) -> str:
     """The ``RemoteError`` branch of the exception tree, one line per row of the table."""
-    rows = protocol.ERRORS
+    rows = protocol.CLIENT_ERROR_ROWS
     lines = []
     for i, e in enumerate(rows):
         branch = "└──" if i == len(rows) - 1 else "├──"
@@ -237,9 +259,13 @@ def _exceptions_module(values: Mapping[str, str]) -> str:
         **values,
         remote_tree=_remote_tree("    "),
         all="\n".join(f"    {py_str(n)}," for n in exported),
-        by_code="\n".join(f"    {py_str(e.code)}: {e.client_class}," for e in protocol.ERRORS),
+        by_code="\n".join(
+            f"    {py_str(e.code)}: {e.client_class}," for e in protocol.CLIENT_ERROR_ROWS
+        ),
         by_status="\n".join(
-            f"    {e.status}: {e.client_class}," for e in protocol.ERRORS if e.for_status
+            f"    {e.status}: {e.client_class},"
+            for e in protocol.CLIENT_ERROR_ROWS
+            if e.for_status
         ),
     )
 
@@ -338,16 +364,21 @@ def _client_module(
     for fn in interface.functions:
         sync_methods += ["", *_method_lines(fn, types, names, is_async=False)]
         async_methods += ["", *_method_lines(fn, types, names, is_async=True)]
-    base_names = {"AsyncAPIClient", "ResultType", "SyncAPIClient"} | (
+    base_names = {"AsyncAPIClient", "ResultType", "SyncAPIClient", "default_options"} | (
         names.used & {"NOT_GIVEN", "NotGiven"}
     )
-    imports = ["import threading"]
+    imports = ["import atexit", "import threading"]
     typing_names = sorted((names.used & {"Any", "Literal"}) | {"final"})
     imports.append(f"from typing import {', '.join(typing_names)}")
     imports.append("")
     if "types" in names.used:
         imports.append("from . import types")
-    imports.append(f"from ._base_client import {', '.join(_isort(base_names))}")
+    line = f"from ._base_client import {', '.join(_isort(base_names))}"
+    if len(line) > _WIDTH:
+        line = "from ._base_client import (\n" + "".join(
+            f"    {n},\n" for n in _isort(base_names)
+        ) + ")"
+    imports.append(line)
     return render_template(
         "client/src/_client.py.tmpl",
         **values,

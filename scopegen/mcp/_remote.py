@@ -236,7 +236,8 @@ class Remote:
             with httpx.Client(
                 headers=headers,
                 timeout=MANIFEST_TIMEOUT,
-                follow_redirects=True,
+                follow_redirects=True,  # a GET: nothing to lose by letting httpx follow
+                event_hooks={"request": [_origin_only(base)]},
             ) as client:
                 response = client.get(where)
         except _CONNECT_ERRORS as exc:
@@ -285,24 +286,39 @@ class Remote:
             base_url=self.url,
             headers=self.headers | {"Content-Type": "application/json"},
             timeout=CALL_TIMEOUT,
-            follow_redirects=True,
-            max_redirects=protocol.MAX_REDIRECTS,
+            # Redirects are followed in ``call`` (protocol.next_hop), as the client does.
+            follow_redirects=False,
         )
 
     async def call(
         self, client: httpx.AsyncClient, name: str, arguments: Mapping[str, Any] | None
     ) -> CallOutcome:
-        """Forward one call; every failure becomes an error outcome, never an exception."""
+        """Forward one call; every failure becomes an error outcome, never an exception.
+
+        Retries only what certainly did not run: a connection never made, or
+        an answer in ``RETRY_STATUSES``. A redirect (Modal's 303 "poll here")
+        is followed by hand: a poll that cannot connect retries the poll, never
+        the call, and credentials go only to the server's own origin.
+        """
         body = orjson.dumps(dict(arguments or {}))
-        retries = 0
+        request = client.build_request("POST", protocol.CALL_PREFIX + name, content=body)
+        home = protocol.origin(self.url)
+        retries = hops = 0
         while True:
             try:
-                response = await client.post(protocol.CALL_PREFIX + name, content=body)
+                response = await client.send(request)
             except _CONNECT_ERRORS as exc:
                 if retries < protocol.MAX_RETRIES:
-                    await anyio.sleep(protocol.retry_delay(retries, None, random.random()))
+                    await anyio.sleep(protocol.retry_delay(retries, None, random.random()) or 0.0)
                     retries += 1
                     continue
+                if hops:
+                    return CallOutcome(
+                        False,
+                        f"connection_lost: could not connect to {request.url} to poll the call "
+                        f"(tried {retries + 1} times): {type(exc).__name__}: {exc}; the call "
+                        "was accepted and may still be running, so it was not sent again",
+                    )
                 return CallOutcome(
                     False,
                     f"connection_failed: could not connect to {self.url} "
@@ -321,13 +337,57 @@ class Remote:
                     f"was sent ({type(exc).__name__}: {exc}); the call may have run, so it "
                     "was not retried",
                 )
-            # 503: the server (or Modal) is not ready; the call did not run.
-            if response.status_code in protocol.RETRY_STATUSES and retries < protocol.MAX_RETRIES:
+            status = response.status_code
+            # 503 (and a proxy's 408/429): not ready; the call did not run.
+            if status in protocol.RETRY_STATUSES and retries < protocol.MAX_RETRIES:
                 retry_after = response.headers.get(protocol.RETRY_AFTER_HEADER)
-                await anyio.sleep(protocol.retry_delay(retries, retry_after, random.random()))
-                retries += 1
-                continue
-            return outcome_from_response(response.status_code, response.content)
+                delay = protocol.retry_delay(retries, retry_after, random.random())
+                if delay is not None:
+                    await anyio.sleep(delay)
+                    retries += 1
+                    continue
+            if status not in protocol.REDIRECT_STATUSES or hops >= protocol.MAX_REDIRECTS:
+                return outcome_from_response(status, response.content)
+            try:
+                method, url = protocol.next_hop(
+                    request.method, str(request.url), status, response.headers.get("location")
+                )
+            except ValueError as exc:
+                return CallOutcome(False, f"bad_response (HTTP {status}): {exc}")
+            request = _hop(client, request, method, url, home)
+            retries, hops = 0, hops + 1
+
+
+def _origin_only(base: str) -> Any:
+    """A request hook that drops the credentials from a request to another origin."""
+    home = protocol.origin(base)
+
+    def hook(request: httpx.Request) -> None:
+        if protocol.origin(str(request.url)) != home:
+            for name in protocol.ORIGIN_ONLY_HEADERS:
+                request.headers.pop(name, None)
+
+    return hook
+
+
+def _hop(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    method: str,
+    url: str,
+    home: tuple[str, str, int],
+) -> httpx.Request:
+    """The request after a redirect: a GET drops the body; another origin, the credentials."""
+    headers = httpx.Headers(request.headers)
+    if method == "GET":
+        headers.pop("content-type", None)
+        headers.pop("content-length", None)
+    content = request.content if method == request.method else None
+    hop = client.build_request(method, url, content=content, headers=headers)
+    if protocol.origin(url) != home:
+        for name in protocol.ORIGIN_ONLY_HEADERS:
+            hop.headers.pop(name, None)
+    return hop
 
 
 # --------------------------------------------------------------------------- answers
@@ -356,6 +416,9 @@ def error_text(status: int, payload: object, content: bytes = b"") -> str:
     """``code (HTTP n): message`` then the error's details and remote traceback."""
     err = payload.get("error") if isinstance(payload, dict) else None
     if not (isinstance(err, dict) and isinstance(err.get("code"), str)):
+        proxy = _PROXY_BY_STATUS.get(status)
+        if proxy is not None:
+            return f"{proxy.code} (HTTP {status}): {proxy.description} {_snippet(content)}"
         return (
             f"bad_response (HTTP {status}): the server did not answer a scopegen error: "
             f"{_snippet(content)}"
@@ -380,6 +443,9 @@ def error_text(status: int, payload: object, content: bytes = b"") -> str:
     if isinstance(traceback, str) and traceback:
         lines += ["", "remote traceback:", traceback.rstrip()]
     return "\n".join(lines)
+
+
+_PROXY_BY_STATUS: Final = {e.status: e for e in protocol.PROXY_ERRORS}
 
 
 def _json_text(value: object) -> str:

@@ -70,6 +70,7 @@ _HEALTH_PATH = protocol.HEALTH_PATH
 _JSON = (b"content-type", b"application/json")
 _AUTHORIZATION = protocol.AUTHORIZATION_HEADER.encode()
 _REQUEST_ID = protocol.REQUEST_ID_HEADER.encode()
+_INTERFACE_HASH = protocol.INTERFACE_HASH_HEADER.encode()
 _REQUEST_ID_OK = re.compile(protocol.REQUEST_ID_PATTERN.encode())
 _ALLOW = protocol.ALLOW_HEADER.encode()
 _ALLOW_GET: Headers = ((_ALLOW, b"GET"),)
@@ -168,6 +169,8 @@ class ScopegenApp:
         # Exposed name -> endpoint, and GET routes: path -> pre-encoded body.
         self._endpoints: dict[str, _Endpoint] = tables.endpoints
         self._static: dict[str, bytes] = tables.static
+        # On every answer, so a long-lived client learns of a new interface.
+        self._hash: tuple[bytes, bytes] = (_INTERFACE_HASH, loaded.interface.hash.encode())
 
     def prepare(self, loaded: LoadedInterface) -> _Tables:
         """Build the routes of one version of the interface (validators, manifest, OpenAPI)."""
@@ -222,6 +225,7 @@ class ScopegenApp:
         """
         self._endpoints = tables.endpoints
         self._static = tables.static
+        self._hash = (_INTERFACE_HASH, tables.loaded.interface.hash.encode())
         self.loaded = tables.loaded
 
     # ----------------------------------------------------------------- ASGI
@@ -283,16 +287,16 @@ class ScopegenApp:
             return
         if self._token is not None and not self._authorized(auth):
             status = _status("unauthorized")
-            await _respond(send, status, _UNAUTHORIZED, rid, _BEARER)
+            await self._answer(send, status, _UNAUTHORIZED, rid, _BEARER)
         elif (body := self._static.get(path)) is None:
             status = _status("not_found")
-            await _respond(send, status, _NOT_FOUND, rid)
+            await self._answer(send, status, _NOT_FOUND, rid)
         elif scope["method"] != "GET":
             status = _status("method_not_allowed")
-            await _respond(send, status, _GET_ONLY, rid, _ALLOW_GET)
+            await self._answer(send, status, _GET_ONLY, rid, _ALLOW_GET)
         else:
             status = 200
-            await _respond(send, 200, body, rid)
+            await self._answer(send, 200, body, rid)
         if self._log is not None:
             ms = (perf_counter() - t0) * 1000.0
             shown = f"{scope['method']} {path[:80]!r}"
@@ -302,12 +306,17 @@ class ScopegenApp:
         """``GET /healthz``: never needs a token; 503 "degraded" while every worker is stuck."""
         rid = self._request_id(scope["headers"])
         if scope["method"] != "GET":
-            await _respond(send, _status("method_not_allowed"), _GET_ONLY, rid, _ALLOW_GET)
+            await self._answer(send, _status("method_not_allowed"), _GET_ONLY, rid, _ALLOW_GET)
         elif stuck := self._executor.stuck_workers():
             degraded = orjson.dumps({"status": "degraded", "stuck_calls": stuck})
-            await _respond(send, 503, degraded, rid)
+            await self._answer(send, 503, degraded, rid)
         else:
-            await _respond(send, 200, _HEALTH, rid)
+            await self._answer(send, 200, _HEALTH, rid)
+
+    async def _answer(
+        self, send: Send, status: int, body: bytes, rid: bytes, headers: Headers = ()
+    ) -> None:
+        await _respond(send, status, body, rid, (self._hash, *headers))
 
     def _authorized(self, auth: bytes | None) -> bool:
         """Constant-time bearer check; the scheme name is case-insensitive (RFC 7235)."""
@@ -351,11 +360,11 @@ class ScopegenApp:
             kwargs = _validate(ep, _decode(raw), raw)
             out = _encode(await ep.run(ep.name, ep.fn, kwargs))
         except CallError as err:
-            await _respond(send, err.status, err.body, rid, err.headers)
+            await self._answer(send, err.status, err.body, rid, err.headers)
             return err.status
         except _ClientGone:
             return 0
-        await _respond(send, 200, out, rid)
+        await self._answer(send, 200, out, rid)
         return 200
 
     def _authorize(self, auth: bytes | None) -> None:
