@@ -402,9 +402,12 @@ CLIENT_RESERVED_FUNCTION_NAMES: Final = CLIENT_ERROR_CLASSES | frozenset(
     {
         # Public names of the package's ``__init__``.
         "AsyncClient",
+        "AsyncClientWithRawResponse",
         "Client",
+        "ClientWithRawResponse",
         "NOT_GIVEN",
         "NotGiven",
+        "RawResponse",
         "types",
         # Helpers its modules import, and builtins its annotations use.
         "Any",

@@ -124,7 +124,9 @@ def test_next_hop_polls_with_get_and_repeats_307_308(
 
 @pytest.mark.parametrize("status", [301, 302])
 def test_next_hop_refuses_a_redirect_that_turns_the_call_into_a_get(status: int) -> None:
-    with pytest.raises(ValueError, match=r"moved to https://a.example/v1/.*turn the call into a GET"):
+    with pytest.raises(
+        ValueError, match=r"moved to https://a.example/v1/.*turn the call into a GET"
+    ):
         protocol.next_hop("POST", "http://a.example/v1/call/f", status, "https://a.example/v1/")
     with pytest.raises(ValueError, match="without a Location"):
         protocol.next_hop("POST", "http://a.example/v1/call/f", 303, None)

@@ -156,11 +156,12 @@ def emit_client(
         values["default_url"] = default_url
     types = interface.type_map()
     src = f"{package}/src/{package}"
+    readme = _readme(interface, types, values | {"header": f"<!-- {header} -->"})
     files = {
         f"{package}/pyproject.toml": render_template("client/pyproject.toml.tmpl", **values),
-        f"{package}/README.md": _readme(
-            interface, types, values | {"header": f"<!-- {header} -->"}
-        ),
+        f"{package}/README.md": readme,
+        # Installed with the package: what an agent can read in site-packages.
+        f"{src}/README.md": readme,
         f"{src}/__init__.py": _init_module(interface, types, values),
         f"{src}/_base_client.py": render_template("client/src/_base_client.py.tmpl", **values),
         f"{src}/_exceptions.py": _exceptions_module(values),
@@ -238,7 +239,7 @@ _PROTOCOL_VALUES: dict[str, str] = {
     "origin_only_headers": repr(protocol.ORIGIN_ONLY_HEADERS),
     "shared_source": _shared_source(),
     "retry_statuses": "frozenset({" + ", ".join(map(str, sorted(protocol.RETRY_STATUSES))) + "})",
-    "retry_statuses_text": " and ".join(map(str, sorted(protocol.RETRY_STATUSES))),
+    "retry_statuses_text": ", ".join(map(str, sorted(protocol.RETRY_STATUSES))),
 }
 
 
@@ -296,6 +297,7 @@ def _call_body(
     *,
     is_async: bool,
     local: str,
+    target: str = "_call",
 ) -> list[str]:
     """The lines that build the arguments and make the call (``return self._call(...)``)."""
     pairs = [
@@ -305,7 +307,7 @@ def _call_body(
     ]
     var_kw = next((rp.param.name for rp in params if rp.param.kind == "var_keyword"), None)
     optional = [rp.param.name for rp in params if rp.omitted_when_not_given]
-    head = f"return {'await ' if is_async else ''}{receiver_expr}._call("
+    head = f"return {'await ' if is_async else ''}{receiver_expr}.{target}("
     name, result = py_str(fn.name), _result_name(fn)
     if not optional:
         items = [*pairs, f"**{var_kw}"] if var_kw else pairs
@@ -332,8 +334,14 @@ def _call_body(
 
 
 def _method_lines(
-    fn: Function, types: Mapping[str, TypeDef], names: Names, *, is_async: bool
+    fn: Function,
+    types: Mapping[str, TypeDef],
+    names: Names,
+    *,
+    is_async: bool,
+    raw: bool = False,
 ) -> list[str]:
+    """One method of ``Client`` (or, ``raw``, of ``ClientWithRawResponse``)."""
     params = render_params(fn, types, names)
     taken = {p.name for p in fn.params}
     receiver = free_name("self", taken)
@@ -341,11 +349,39 @@ def _method_lines(
     if any(rp.omitted_when_not_given for rp in params):
         names.used.add("Any")
     returns = spell(fn.returns, names)
+    if raw:
+        returns = f"RawResponse[{returns}]"
     head = ("async def " if is_async else "def ") + fn.name
     lines = signature_lines(head, params, returns, "    ", receiver=receiver)
-    lines += docstring_lines(fn.doc, "        ")
-    lines += _call_body(fn, params, receiver, "        ", is_async=is_async, local=local)
+    lines += docstring_lines(_method_doc(fn, returns, raw=raw), "        ")
+    lines += _call_body(
+        fn,
+        params,
+        f"{receiver}._client" if raw else receiver,
+        "        ",
+        is_async=is_async,
+        local=local,
+        target="_call_raw" if raw else "_call",
+    )
     return lines
+
+
+def _method_doc(fn: Function, returns: str, *, raw: bool) -> str | None:
+    if raw:
+        return f"``{fn.name}`` with its HTTP answer: ``.parse()`` gives the result."
+    return function_doc(fn, returns)
+
+
+def function_doc(fn: Function, returns: str) -> str:
+    """The docstring of a generated function: the interface's, or one that says what it can."""
+    if fn.doc and fn.doc.strip():
+        return fn.doc
+    return (
+        f"Run ``{fn.name}`` on the server and return its result (``{returns}``).\n\n"
+        "Raises ``InvalidArguments`` (422) for arguments the server refuses,\n"
+        "``FunctionError`` if the function raises, and the other ``ScopegenError``\n"
+        "subclasses listed in the package's README.md."
+    )
 
 
 def _client_module(
@@ -361,10 +397,20 @@ def _client_module(
         result_lines.append(line)
     sync_methods: list[str] = []
     async_methods: list[str] = []
+    raw_sync: list[str] = []
+    raw_async: list[str] = []
     for fn in interface.functions:
         sync_methods += ["", *_method_lines(fn, types, names, is_async=False)]
         async_methods += ["", *_method_lines(fn, types, names, is_async=True)]
-    base_names = {"AsyncAPIClient", "ResultType", "SyncAPIClient", "default_options"} | (
+        raw_sync += ["", *_method_lines(fn, types, names, is_async=False, raw=True)]
+        raw_async += ["", *_method_lines(fn, types, names, is_async=True, raw=True)]
+    base_names = {
+        "AsyncAPIClient",
+        "RawResponse",
+        "ResultType",
+        "SyncAPIClient",
+        "default_options",
+    } | (
         names.used & {"NOT_GIVEN", "NotGiven"}
     )
     imports = ["import atexit", "import threading"]
@@ -386,6 +432,8 @@ def _client_module(
         result_types="\n".join(result_lines),
         sync_methods="\n".join(sync_methods),
         async_methods="\n".join(async_methods),
+        raw_sync_methods="\n".join(raw_sync),
+        raw_async_methods="\n".join(raw_async),
     )
 
 
@@ -416,7 +464,7 @@ def _init_module(
         )
         functions += ["", ""]
         functions += signature_lines(f"def {fn.name}", params, returns, "")
-        functions += docstring_lines(fn.doc, "    ")
+        functions += docstring_lines(function_doc(fn, returns), "    ")
         call = f"    return _default_client().{fn.name}({args})"
         if len(call) > _WIDTH:
             call = (
@@ -430,7 +478,7 @@ def _init_module(
     if typing_names:
         imports += [f"from typing import {', '.join(typing_names)}", ""]
     imports.append("from . import types")
-    imports.append("from ._base_client import INTERFACE_HASH, NOT_GIVEN, NotGiven")
+    imports.append("from ._base_client import INTERFACE_HASH, NOT_GIVEN, NotGiven, RawResponse")
     imports.append("from ._client import AsyncClient, Client, _default_client")
     imports.append("from ._exceptions import (")
     imports += [f"    {n}," for n in sorted(protocol.CLIENT_ERROR_CLASSES)]
@@ -438,7 +486,7 @@ def _init_module(
     exported = (
         {fn.name for fn in interface.functions}
         | protocol.CLIENT_ERROR_CLASSES
-        | {"AsyncClient", "Client", "NOT_GIVEN", "NotGiven", "types"}
+        | {"AsyncClient", "Client", "NOT_GIVEN", "NotGiven", "RawResponse", "types"}
     )
     return render_template(
         "client/src/__init__.py.tmpl",
@@ -468,11 +516,11 @@ def _types_module(interface: Interface, values: Mapping[str, str]) -> str:
     enums = [t for t in interface.types if isinstance(t, EnumDef)]
     objects = [t for t in interface.types if isinstance(t, ObjectDef)]
     blocks: list[list[str]] = []
-    needs_field = False
+    needs_field = needs_absent = False
     # Enums first: model defaults (``Color.RED``) are evaluated when the class is made.
     for en in enums:
         base = "int" if en.members and isinstance(en.members[0][1], int) else "str"
-        lines = [f"class {en.name}({base}, Enum):"]
+        lines = [f"class {en.name}({base}, _OpenEnum):"]
         doc = docstring_lines(en.doc, "    ")
         lines += doc
         if doc and en.members:
@@ -497,12 +545,26 @@ def _types_module(interface: Interface, values: Mapping[str, str]) -> str:
                 default = render_default(f.default, f.type, types, names)
                 if default == "None" and not admits_none(f.type):
                     annotation += " | None"
+            factory: str | None = None
             if default is None and not f.required:
-                # Left out on the wire (TypedDict NotRequired, default_factory): None here.
-                default = "None"
-                if not admits_none(f.type):
-                    annotation += " | None"
-            if py_name != f.name:
+                # Left out on the wire (TypedDict NotRequired, default_factory). The
+                # annotation stays the wire's, so mypy refuses None where the server
+                # does: a container starts empty, anything else reads None until set
+                # (``_ABSENT``). Either way it is unset, so it is not sent back.
+                if isinstance(f.type, ListType):
+                    factory = "list"
+                elif isinstance(f.type, DictType):
+                    factory = "dict"
+                else:
+                    default = "None" if admits_none(f.type) else "_ABSENT"
+                    needs_absent = needs_absent or default == "_ABSENT"
+            if factory is not None:
+                needs_field = True
+                spec = f"default_factory={factory}"
+                if py_name != f.name:
+                    spec += f", alias={py_str(f.name)}"
+                lines.append(f"    {py_name}: {annotation} = Field({spec})")
+            elif py_name != f.name:
                 needs_field = True
                 spec = f"alias={py_str(f.name)}"
                 if default is not None:
@@ -517,9 +579,13 @@ def _types_module(interface: Interface, values: Mapping[str, str]) -> str:
         blocks.append(lines)
 
     imports: list[str] = []
+    if objects:
+        imports.append("import inspect")
     if enums:
-        imports.append("from enum import Enum")
-    typing_names = sorted(names.used & {"Any", "Literal"})
+        imports += ["import warnings", "from enum import Enum"]
+    typing_names = sorted(
+        names.used & {"Any", "Literal"} | ({"Any"} if objects or enums else set())
+    )
     if typing_names:
         imports.append(f"from typing import {', '.join(typing_names)}")
     if objects:
@@ -534,17 +600,72 @@ def _types_module(interface: Interface, values: Mapping[str, str]) -> str:
         + ", ".join(py_str(n) for n in _isort({t.name for t in interface.types}))
         + "]"
     )
+    if enums:
+        body += ["", "", *_OPEN_ENUM]
     if objects:
-        body += [
-            "",
-            "",
-            "class _Model(BaseModel):",
-            "    # Schemas are built on first use: importing the package stays fast.",
-            "    model_config = ConfigDict(defer_build=True, protected_namespaces=())",
-        ]
+        body += ["", "", *_MODEL_BASE]
+        if needs_absent:
+            body += [
+                "",
+                "",
+                "# The default of a field the server may leave out: it reads None until set,",
+                "# yet its annotation refuses None (the server would too).",
+                "_ABSENT: Any = None",
+            ]
     for block in blocks:
         body += ["", "", *block]
     return render_template("client/src/types.py.tmpl", **values, body="\n".join(body))
+
+
+# Enums are open: a value added on the server after this client was generated
+# becomes a pseudo-member (with a warning) instead of destroying the result.
+_OPEN_ENUM = [
+    "class _OpenEnum(Enum):",
+    "    @classmethod",
+    "    def _missing_(cls, value: object) -> Any:",
+    "        base: Any = cls.__mro__[1]  # str or int",
+    "        if not isinstance(value, base) or isinstance(value, bool):",
+    "            return None",
+    "        warnings.warn(",
+    "            f\"{value!r} is not a known {cls.__name__} (the server may be newer than this \"",
+    "            \"client: regenerate it); kept as is\",",
+    "            stacklevel=2,",
+    "        )",
+    "        member = base.__new__(cls, value)",
+    "        member._name_ = f\"UNKNOWN_{value}\"",
+    "        member._value_ = value",
+    "        return member",
+]
+
+_MODEL_BASE = [
+    "class _Model(BaseModel):",
+    "    # Schemas are built on first use: importing the package stays fast. Fields",
+    "    # build under the Python name or the wire name; fields a newer server adds",
+    "    # are kept (``model_extra``).",
+    "    model_config = ConfigDict(",
+    "        defer_build=True, protected_namespaces=(), populate_by_name=True, extra=\"allow\"",
+    "    )",
+    "",
+    "    @classmethod",
+    "    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:",
+    "        # help() and inspect.signature name the fields before the schema is built.",
+    "        params = [",
+    "            inspect.Parameter(",
+    "                name,",
+    "                inspect.Parameter.KEYWORD_ONLY,",
+    "                default=_shown_default(info),",
+    "                annotation=info.annotation,",
+    "            )",
+    "            for name, info in cls.model_fields.items()",
+    "        ]",
+    "        cls.__signature__ = inspect.Signature(params, return_annotation=None)",
+    "",
+    "",
+    "def _shown_default(info: Any) -> Any:",
+    "    if info.default_factory is not None:",
+    "        return info.default_factory()",
+    "    return inspect.Parameter.empty if info.is_required() else info.default",
+]
 
 
 def _enum_value(value: str | int) -> str:
@@ -606,14 +727,28 @@ def _readme(interface: Interface, types: Mapping[str, TypeDef], values: Mapping[
             if td.doc and td.doc.strip():
                 part += [td.doc.strip(), ""]
             part += ["| field | type | default |", "|---|---|---|"]
+            taken = {f.name for f in td.fields}
             for f in td.fields:
                 annotation = spell(f.type, names)
                 if f.has_default:
                     rendered = render_default(f.default, f.type, types, names)
                     default = _md_code(rendered) if rendered else "optional"
+                elif f.required:
+                    default = "required"
+                elif isinstance(f.type, ListType):
+                    default = "optional: `[]` when absent"
+                elif isinstance(f.type, DictType):
+                    default = "optional: `{}` when absent"
+                elif admits_none(f.type):
+                    default = "optional: `None` when absent"
                 else:
-                    default = "required" if f.required else "optional (may be absent)"
-                part.append(f"| `{f.name}` | {_md_code(annotation)} | {default} |")
+                    default = "optional: reads `None` when absent (never send `None`)"
+                py_name = _field_python_name(f.name, taken)
+                taken.add(py_name)
+                shown = f"`{py_name}`"
+                if py_name != f.name:
+                    shown += f" (on the wire: `{f.name}`; builds under either name)"
+                part.append(f"| {shown} | {_md_code(annotation)} | {default} |")
         part.append("")
         type_sections.append("\n".join(part))
     first = interface.functions[0] if interface.functions else None
@@ -635,6 +770,7 @@ def _readme(interface: Interface, types: Mapping[str, TypeDef], values: Mapping[
         example_call=f"result = {package}.{call}" if first else "",
         example_client_call=f"result = client.{call}",
         example_async_call=f"result = await aclient.{call}",
+        example_call_short=call,
     )
 
 

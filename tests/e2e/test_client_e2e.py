@@ -426,7 +426,8 @@ def test_injected_http_client_is_used_and_left_open(
         http = httpx.Client(event_hooks={"request": [lambda r: seen.append(r.url.path)]})
         with Client(os.environ["URL"], token=os.environ["TOKEN"], http_client=http) as c:
             assert c.echo("x") == "x"
-        assert seen == ["/v1/functions", "/v1/call/echo"], seen
+        # Drift comes with each answer (a header): no manifest request first.
+        assert seen == ["/v1/call/echo"], seen
         assert not http.is_closed  # its owner closes it
         """,
         **connect(server),
@@ -648,7 +649,7 @@ def test_303_answers_are_followed_with_get(venv: Venv, client: str) -> None:
             """,
             URL=fake.url,
         )
-    assert [(s.method, s.path) for s in fake.seen[1:]] == [
+    assert [(s.method, s.path) for s in fake.seen] == [
         ("POST", "/v1/call/echo"),
         ("GET", "/poll/1"),
         ("GET", "/poll/2"),
@@ -673,3 +674,132 @@ def test_modal_proxy_auth_and_bearer_headers_are_sent(venv: Venv, client: str) -
     assert call.headers["modal-secret"] == "ws-456"
     assert call.headers["authorization"] == "Bearer tok"
     assert call.headers["content-type"] == "application/json"
+
+
+# --------------------------------------------------------------------------- options and tracing
+
+
+@pytest.fixture(scope="module")
+def patient_server() -> Iterator[RunningServer]:
+    """No per-call timeout: a call may run for seconds."""
+    with running_server(RICH, token=TOKEN) as srv:
+        yield srv
+
+
+def test_an_injected_httpx_client_keeps_the_gpu_timeout_for_a_6_5_s_call(
+    venv: Venv, client: str, patient_server: RunningServer
+) -> None:
+    # httpx.Client() defaults to 5 s; the call would end in ResponseTimeout at 5.0 s.
+    run(
+        venv,
+        """
+        from sg_rich import Client
+        with httpx.Client() as http:
+            c = Client(os.environ["URL"], token=os.environ["TOKEN"], http_client=http)
+            assert c.timeout.read == 600.0, c.timeout
+            assert c.nap(6.5) == 6.5
+        """,
+        **connect(patient_server),
+    )
+
+
+def test_every_request_carries_a_request_id_the_server_echoes_on_errors(
+    venv: Venv, client: str, server: RunningServer
+) -> None:
+    run(
+        venv,
+        """
+        from sg_rich import Client, FunctionError
+        sent = []
+        hook = lambda r: sent.append(r.headers["x-request-id"])
+        http = httpx.Client(event_hooks={"request": [hook]})
+        c = Client(os.environ["URL"], token=os.environ["TOKEN"], http_client=http)
+        try:
+            c.fail("boom")
+        except FunctionError as e:
+            assert e.request_id == sent[-1], (e.request_id, sent)
+            assert e.status_code == 500
+        else:
+            raise AssertionError("no FunctionError")
+        assert c.echo("x") == "x"
+        assert len(set(sent)) == 2
+        """,
+        **connect(server),
+    )
+
+
+def test_a_wrong_or_missing_token_names_the_variable_to_set(
+    venv: Venv, client: str, server: RunningServer
+) -> None:
+    out = run(
+        venv,
+        """
+        import sg_rich
+        try:
+            sg_rich.echo("x")
+        except sg_rich.Unauthorized as e:
+            print(e)
+        """,
+        SG_RICH_URL=server.url,
+    )
+    assert "hint: no token was sent: set SG_RICH_TOKEN (or SCOPEGEN_TOKEN)" in out
+
+
+def test_with_options_sets_timeout_retries_and_headers_for_one_call(
+    venv: Venv, client: str, server: RunningServer
+) -> None:
+    run(
+        venv,
+        """
+        from sg_rich import Client, ResponseTimeout
+        seen = []
+        http = httpx.Client(event_hooks={"request": [lambda r: seen.append(r)]})
+        c = Client(os.environ["URL"], token=os.environ["TOKEN"], http_client=http)
+        quick = c.with_options(timeout=0.3, max_retries=0, headers={"x-trace": "t1"})
+        assert (quick.timeout.read, quick.max_retries) == (0.3, 0)
+        assert (c.timeout.read, c.max_retries) == (600.0, 2)  # the original is unchanged
+        assert quick.echo("x") == "x"
+        assert seen[-1].headers["x-trace"] == "t1"
+        try:
+            quick.nap(0.8)
+        except ResponseTimeout as e:
+            assert e.request_id == seen[-1].headers["x-request-id"]
+        else:
+            raise AssertionError("no ResponseTimeout")
+        quick.close()
+        assert c.echo("y") == "y"  # closing the copy leaves the connections open
+        assert "x-trace" not in seen[-1].headers
+        """,
+        **connect(server),
+    )
+
+
+def test_module_level_client_reads_timeout_and_retries_from_the_environment(
+    venv: Venv, client: str, server: RunningServer
+) -> None:
+    out = run(
+        venv,
+        """
+        import sg_rich
+        from sg_rich._client import _default_client
+        assert sg_rich.echo("x") == "x"
+        c = _default_client()
+        print(c.timeout.read, c.max_retries)
+        """,
+        SG_RICH_URL=server.url,
+        SG_RICH_TOKEN=TOKEN,
+        SG_RICH_TIMEOUT="42",
+        SG_RICH_MAX_RETRIES="5",
+    )
+    assert out.split() == ["42.0", "5"]
+
+
+def test_log_debug_prints_request_and_response_lines(
+    venv: Venv, client: str, server: RunningServer
+) -> None:
+    proc = venv.run_python(
+        "import sg_rich\nassert sg_rich.echo('x') == 'x'\n",
+        env={"SG_RICH_URL": server.url, "SG_RICH_TOKEN": TOKEN, "SG_RICH_LOG": "debug"},
+    )
+    assert "POST " + server.url + "/v1/call/echo request_id=" in proc.stderr
+    assert "HTTP 200 from" in proc.stderr

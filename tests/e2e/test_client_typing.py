@@ -107,6 +107,15 @@ GOOD = """
             schema: str = c.meta().schema_
             c.fail("boom")
             print(text, greeting, area, first, opts, doubled, schema)
+            # Fields the server may leave out: left out here too, typed as the wire's.
+            span = types.Span(start=0, end=1)
+            tags: list[str] = types.Box(width=1.0).tags
+            raw = c.with_raw_response.pair(1)
+            parsed: tuple[int, int] = raw.parse()
+            rid: str = raw.request_id
+            timing: dict[str, float] = raw.server_timing
+            quick: str = c.with_options(timeout=3.0, max_retries=0, headers={"x": "y"}).echo("x")
+            print(span, tags, parsed, rid, timing, quick, raw.status_code)
         reply: str = sg_rich.greet("Bo", greeting=NOT_GIVEN)
         print(reply, sg_rich.stats([1.0, 2.0])["n"])
         try:
@@ -152,6 +161,18 @@ BAD = {
     "wrong_model_field": (
         'sg_rich.types.Box(width="wide")',
         r'Argument "width" to "Box" has incompatible type "str"; expected "float"',
+    ),
+    "none_for_a_field_that_may_be_absent": (
+        "sg_rich.types.Span(start=0, end=1, label=None)",
+        r'Argument "label" to "Span" has incompatible type "None"; expected "str"',
+    ),
+    "none_for_a_list_that_may_be_absent": (
+        "sg_rich.types.Box(width=1.0, tags=None)",
+        r'Argument "tags" to "Box" has incompatible type "None"; expected "list\[str\]"',
+    ),
+    "raw_response_is_not_the_result": (
+        'x: str = sg_rich.Client().with_raw_response.echo("a")',
+        r'expression has type "RawResponse\[str\]", variable has type "str"',
     ),
     "missing_await": (
         "async def f(ac: sg_rich.AsyncClient) -> int:\n    return ac.slow_add(1, 2)",

@@ -222,9 +222,10 @@ def test_generated_client_raises_the_rows_class(
 def test_generated_client_maps_exactly_the_table(client_modules: dict[str, ModuleType]) -> None:
     exceptions, base = client_modules["_exceptions"], client_modules["_base_client"]
     by_code = {c: cls.__name__ for c, cls in exceptions._BY_CODE.items()}
-    assert by_code == {e.code: e.client_class for e in protocol.ERRORS}
+    rows = protocol.CLIENT_ERROR_ROWS
+    assert by_code == {e.code: e.client_class for e in rows}
     by_status = {s: cls.__name__ for s, cls in exceptions._BY_STATUS.items()}
-    assert by_status == {e.status: e.client_class for e in protocol.ERRORS if e.for_status}
+    assert by_status == {e.status: e.client_class for e in rows if e.for_status}
     assert set(exceptions.__all__) == protocol.CLIENT_ERROR_CLASSES | {"error_from_payload"}
     assert base.RETRY_STATUSES == protocol.RETRY_STATUSES
     assert base.DEFAULT_BASE_URL == protocol.DEFAULT_URL
@@ -234,6 +235,19 @@ def test_generated_client_maps_exactly_the_table(client_modules: dict[str, Modul
         protocol.READ_TIMEOUT,
         protocol.CONNECT_TIMEOUT,
     )
+
+
+@pytest.mark.parametrize("row", protocol.PROXY_ERRORS, ids=lambda e: e.code)
+def test_proxy_rows_are_known_by_status_to_the_client_and_the_bridge(
+    row: protocol.ErrorCode, client_modules: dict[str, ModuleType]
+) -> None:
+    # No scopegen server sends these (a proxy in front of it does): a bare answer.
+    exceptions, base = client_modules["_exceptions"], client_modules["_base_client"]
+    bare = exceptions.error_from_payload(row.status, None, None, "from a proxy")
+    assert type(bare).__name__ == row.client_class
+    assert (row.status in base.RETRY_STATUSES) == row.retry
+    outcome = outcome_from_response(row.status, b"from a proxy")
+    assert outcome.text.startswith(f"{row.code} (HTTP {row.status}): ")
 
 
 @pytest.mark.parametrize("code", list(ROWS))

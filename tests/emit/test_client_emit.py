@@ -25,6 +25,7 @@ RICH = ROOT / "tests" / "interfaces" / "client_rich.py"
 EXPECTED_FILES = {
     "edge/README.md",
     "edge/pyproject.toml",
+    "edge/src/edge/README.md",
     "edge/src/edge/__init__.py",
     "edge/src/edge/_base_client.py",
     "edge/src/edge/_client.py",
