@@ -405,6 +405,8 @@ def _client_module(
         raw_sync += ["", *_method_lines(fn, types, names, is_async=False, raw=True)]
         raw_async += ["", *_method_lines(fn, types, names, is_async=True, raw=True)]
     base_names = {
+        "NOT_GIVEN",
+        "NotGiven",
         "AsyncAPIClient",
         "RawResponse",
         "ResultType",
@@ -413,14 +415,15 @@ def _client_module(
     } | (
         names.used & {"NOT_GIVEN", "NotGiven"}
     )
-    imports = ["import atexit", "import threading"]
+    imports = ["import atexit", "import copy", "import threading"]
+    imports.append("from collections.abc import Mapping")
     typing_names = sorted((names.used & {"Any", "Literal"}) | {"final"})
     imports.append(f"from typing import {', '.join(typing_names)}")
-    imports.append("")
+    imports += ["", "import httpx", ""]
     if "types" in names.used:
         imports.append("from . import types")
     line = f"from ._base_client import {', '.join(_isort(base_names))}"
-    if len(line) > _WIDTH:
+    if len(line) > 88:  # isort's (ruff's) default line length
         line = "from ._base_client import (\n" + "".join(
             f"    {n},\n" for n in _isort(base_names)
         ) + ")"
@@ -592,6 +595,8 @@ def _types_module(interface: Interface, values: Mapping[str, str]) -> str:
         pyd = ["BaseModel", "ConfigDict"] + (["Field"] if needs_field else [])
         # isort: a blank line between the standard library and third-party groups.
         imports += [*([""] if imports else []), f"from pydantic import {', '.join(pyd)}"]
+    if enums:
+        imports += ["", "from ._exceptions import InterfaceMismatchWarning"]
     body: list[str] = [""]
     if imports:
         body += [*imports, ""]
@@ -629,6 +634,7 @@ _OPEN_ENUM = [
     "        warnings.warn(",
     "            f\"{value!r} is not a known {cls.__name__} (the server may be newer than this \"",
     "            \"client: regenerate it); kept as is\",",
+    "            InterfaceMismatchWarning,",
     "            stacklevel=2,",
     "        )",
     "        member = base.__new__(cls, value)",

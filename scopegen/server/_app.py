@@ -49,7 +49,7 @@ from scopegen.server._encode import (
     loads_exact,
 )
 from scopegen.server._errors import CallError, Headers, error_body
-from scopegen.server._executor import Executor
+from scopegen.server._executor import CALL_TIMING, Executor
 from scopegen.server._loader import LoadedInterface
 from scopegen.server._loopwatch import LoopWatch
 from scopegen.server._settings import ServerSettings
@@ -71,6 +71,7 @@ _JSON = (b"content-type", b"application/json")
 _AUTHORIZATION = protocol.AUTHORIZATION_HEADER.encode()
 _REQUEST_ID = protocol.REQUEST_ID_HEADER.encode()
 _INTERFACE_HASH = protocol.INTERFACE_HASH_HEADER.encode()
+_SERVER_TIMING = protocol.SERVER_TIMING_HEADER.encode()
 _REQUEST_ID_OK = re.compile(protocol.REQUEST_ID_PATTERN.encode())
 _ALLOW = protocol.ALLOW_HEADER.encode()
 _ALLOW_GET: Headers = ((_ALLOW, b"GET"),)
@@ -364,7 +365,9 @@ class ScopegenApp:
             return err.status
         except _ClientGone:
             return 0
-        await self._answer(send, 200, out, rid)
+        queued, ran = CALL_TIMING.get((0.0, 0.0))
+        timing = b"queue;dur=%.1f, run;dur=%.1f" % (queued * 1000.0, ran * 1000.0)
+        await self._answer(send, 200, out, rid, ((_SERVER_TIMING, timing),))
         return 200
 
     def _authorize(self, auth: bytes | None) -> None:

@@ -22,6 +22,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from time import monotonic
 from types import TracebackType
 from typing import Any
@@ -32,6 +33,12 @@ from scopegen.server._errors import CallError
 __all__ = ["Executor"]
 
 _RETRY_SOON = ((protocol.RETRY_AFTER_HEADER.encode(), b"1"),)
+
+
+# (seconds waiting for a worker, seconds running) of the call this task just ran:
+# the app's Server-Timing header. A context variable, because the app awaits the
+# runner in the same task (no change to the runner's signature).
+CALL_TIMING: ContextVar[tuple[float, float]] = ContextVar("scopegen_call_timing")
 
 
 class _TimedCall:
@@ -169,9 +176,13 @@ class Executor:
         """``fn(**kwargs)`` on a worker thread."""
         loop = asyncio.get_running_loop()
         watchdog = self._watchdog
+        submitted = monotonic()
         try:
             if watchdog is None:
-                return await loop.run_in_executor(self._pool, _invoke, fn, kwargs)
+                span = [submitted, submitted]
+                result = await loop.run_in_executor(self._pool, _invoke, fn, kwargs, span)
+                CALL_TIMING.set((span[0] - submitted, span[1] - span[0]))
+                return result
             if watchdog.stuck.count >= self.max_workers:
                 raise CallError(
                     "unavailable",
@@ -185,7 +196,9 @@ class Executor:
             )
             watchdog.watch(loop, future, call)
             try:
-                return await future
+                result = await future
+                CALL_TIMING.set((call.started - submitted, monotonic() - call.started))
+                return result
             except asyncio.CancelledError:
                 if call.expired:
                     raise self._timed_out(name) from None
@@ -200,22 +213,29 @@ class Executor:
     async def run_async(
         self, name: str, fn: Callable[..., Coroutine[Any, Any, Any]], kwargs: dict[str, Any]
     ) -> Any:
-        """``await fn(**kwargs)`` on the event loop."""
+        """``await fn(**kwargs)`` on the event loop (no queue: it starts at once)."""
+        started = monotonic()
         try:
             if self.timeout is None:
-                return await fn(**kwargs)
+                result = await fn(**kwargs)
+                CALL_TIMING.set((0.0, monotonic() - started))
+                return result
             # asyncio.timeout (3.11+) only cancels this task; wait_for is the 3.10 fallback.
             if sys.version_info >= (3, 11):
                 cm = asyncio.timeout(self.timeout)
                 try:
                     async with cm:
-                        return await fn(**kwargs)
+                        result = await fn(**kwargs)
+                    CALL_TIMING.set((0.0, monotonic() - started))
+                    return result
                 except TimeoutError:
                     if cm.expired():
                         raise self._timed_out(name) from None
                     raise
             try:
-                return await asyncio.wait_for(fn(**kwargs), self.timeout)
+                result = await asyncio.wait_for(fn(**kwargs), self.timeout)
+                CALL_TIMING.set((0.0, monotonic() - started))
+                return result
             except asyncio.TimeoutError:
                 raise self._timed_out(name) from None
         except (CallError, asyncio.CancelledError):
@@ -250,8 +270,12 @@ class Executor:
         return CallError("function_error", message or type_name, **extra)
 
 
-def _invoke(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    return fn(**kwargs)
+def _invoke(fn: Callable[..., Any], kwargs: dict[str, Any], span: list[float]) -> Any:
+    span[0] = monotonic()  # a worker picked it up: the queue ends here
+    try:
+        return fn(**kwargs)
+    finally:
+        span[1] = monotonic()
 
 
 def _invoke_timed(

@@ -803,3 +803,76 @@ def test_log_debug_prints_request_and_response_lines(
     )
     assert "POST " + server.url + "/v1/call/echo request_id=" in proc.stderr
     assert "HTTP 200 from" in proc.stderr
+
+
+def test_raw_response_has_the_servers_timing_hash_and_our_request_id(
+    venv: Venv, client: str, server: RunningServer
+) -> None:
+    run(
+        venv,
+        """
+        import sg_rich
+        from sg_rich import Client
+        with Client(os.environ["URL"], token=os.environ["TOKEN"]) as c:
+            raw = c.with_raw_response.nap(0.2)
+            assert raw.parse() == 0.2 and raw.status_code == 200
+            assert set(raw.server_timing) == {"queue", "run"}, raw.headers
+            assert raw.server_timing["run"] >= 200.0 and raw.server_timing["queue"] >= 0.0
+            assert raw.elapsed >= 0.2
+            assert raw.headers["x-request-id"] == raw.request_id
+            assert raw.headers["x-scopegen-interface-hash"] == sg_rich.__interface_hash__
+        # Every answer carries the hash, errors and other routes too.
+        r = httpx.get(os.environ["URL"] + "/nope")
+        assert r.headers["x-scopegen-interface-hash"] == sg_rich.__interface_hash__
+        """,
+        **connect(server),
+    )
+
+
+def test_a_redeployed_interface_is_noticed_by_a_long_lived_client(
+    venv: Venv, client: str, server: RunningServer, other_server: RunningServer
+) -> None:
+    # One client, two servers behind one URL in turn: a proxy that switches over.
+    run(
+        venv,
+        _SWITCH
+        + textwrap.dedent(
+            """
+        from sg_rich import Client, InterfaceMismatchWarning, RemoteError
+        switch = Switch(os.environ["URL"])
+        http = httpx.Client(transport=switch)
+        c = Client("http://switch", token=os.environ["TOKEN"], http_client=http)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert c.echo("a") == "a"
+            assert not caught
+            switch.target = os.environ["OTHER"]
+            assert c.echo("b") == "b"  # the other interface has echo too
+            (w,) = caught
+            assert issubclass(w.category, InterfaceMismatchWarning), w
+            try:
+                c.box_area({"width": 1.0})  # not on the other server
+            except RemoteError as e:
+                assert e.interface_mismatch and "regenerate" in str(e), str(e)
+            else:
+                raise AssertionError("no error")
+        """
+        ),
+        OTHER=other_server.url,
+        **connect(server),
+    )
+
+
+_SWITCH = """
+class Switch(httpx.BaseTransport):
+    def __init__(self, target):
+        self.inner = httpx.HTTPTransport()
+        self.target = target
+
+    def handle_request(self, request):
+        url = httpx.URL(self.target).join(request.url.raw_path.decode())
+        headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"host"]
+        return self.inner.handle_request(
+            httpx.Request(request.method, url, headers=headers, content=request.read())
+        )
+"""

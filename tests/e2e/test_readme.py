@@ -264,10 +264,11 @@ def test_the_client_block_runs_against_the_package_the_hand_loop_built(
             timeout=120,
         )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    similarity, dimension, model_id, error = proc.stdout.splitlines()
+    similarity, dimension, raw, raw_model_id, model_id, error = proc.stdout.splitlines()
     assert 0.5 < float(similarity) < 1.0
     assert dimension == "384"
-    assert model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    assert raw.startswith("200 ") and raw.endswith(" ['queue', 'run']"), raw
+    assert raw_model_id == model_id == "sentence-transformers/all-MiniLM-L6-v2"
     assert error == "invalid_arguments 422"
 
 

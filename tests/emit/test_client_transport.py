@@ -505,3 +505,61 @@ def test_async_with_raw_response_raises_error_answers_as_the_plain_method(
                 await client.with_raw_response.echo("x")
 
     asyncio.run(main())
+
+
+# --------------------------------------------------------------------------- models
+
+
+def test_models_name_their_fields_before_the_first_instance(pkg: ModuleType) -> None:
+    import inspect
+
+    assert str(inspect.signature(pkg.types.Span)) == (
+        "(*, start: int, end: int, label: str = None) -> None"
+    )
+    params = inspect.signature(pkg.types.Box).parameters
+    assert list(params) == ["width", "height", "tags"]
+    assert params["tags"].default == []
+    assert list(inspect.signature(pkg.types.Meta).parameters) == ["schema_", "model_id", "json_"]
+
+
+def test_renamed_fields_build_under_the_python_and_the_wire_name(pkg: ModuleType) -> None:
+    by_python = pkg.types.Meta(schema_="s", model_id="m", json_=1)
+    by_wire = pkg.types.Meta.model_validate({"schema": "s", "model_id": "m", "json": 1})
+    assert by_python == by_wire and by_python.schema_ == "s" and by_python.json_ == 1
+    assert by_python.model_dump(by_alias=True) == {"schema": "s", "model_id": "m", "json": 1}
+
+
+def test_a_received_model_is_sent_back_unchanged(pkg: ModuleType) -> None:
+    # The server left out ``label`` and ``tags``: the client must not send None for them.
+    report = {
+        "title": "t",
+        "color": "red",
+        "level": 1,
+        "spans": [{"start": 0, "end": 1}],
+        "box": {"width": 2.0, "height": 1.0},
+        "area": 0.0,
+    }
+    answers = iter([_result(report), _result(2.0)])
+    mock = Mock(lambda r: next(answers))
+    client = mock.client(pkg)
+    got = client.make_report("t")
+    assert got.spans[0].label is None and got.box.tags == []
+    client.box_area(got.box)
+    assert orjson.loads(mock.seen[1].content) == {"box": {"width": 2.0, "height": 1.0}}
+
+
+def test_fields_from_a_newer_server_are_kept(pkg: ModuleType) -> None:
+    box = pkg.types.Box.model_validate({"width": 1.0, "depth": 3.0})
+    assert box.model_extra == {"depth": 3.0}
+
+
+def test_an_enum_value_the_client_does_not_know_keeps_the_result_and_warns(
+    pkg: ModuleType,
+) -> None:
+    report = {"title": "t", "color": "pink", "level": 3, "spans": []}
+    mock = Mock(lambda r: _result(report))
+    with pytest.warns(pkg.InterfaceMismatchWarning, match="'pink' is not a known Color"):
+        got = mock.client(pkg).make_report("t")
+    assert got.color == "pink" and got.color.name == "UNKNOWN_pink"
+    assert got.level.value == 3
+    assert isinstance(got.color, pkg.types.Color)
