@@ -180,3 +180,15 @@ def test_reserved_names_cover_every_public_name_of_the_package() -> None:
 def test_templates_load_from_the_checkout() -> None:
     assert templates_root() == ROOT / "templates"
     assert "$header" in load_template("client/src/_base_client.py.tmpl").template
+
+
+def test_redirect_and_retry_rules_are_protocols_own_source() -> None:
+    # One source for the client and the MCP bridge (which imports these functions).
+    from scopegen import protocol
+
+    base = emit_client(EDGE_INTERFACE)["edge/src/edge/_base_client.py"]
+    for fn in (protocol.origin, protocol.next_hop, protocol.retry_delay):
+        assert inspect.getsource(fn) in base, fn.__name__
+    # The constants they read exist under the same names, with the protocol's values.
+    for name in ("MAX_RETRY_AFTER", "MAX_RETRY_DELAY", "INITIAL_RETRY_DELAY", "RETRY_JITTER"):
+        assert f"{name}: Final = {getattr(protocol, name)!r}" in base
