@@ -164,6 +164,9 @@ def serve(
     models: Mapping[str, str | os.PathLike[str]] | None = None,
     models_dir: str | os.PathLike[str] | None = None,
     call_timeout: float | None = None,
+    item_timeout: float | None = None,
+    job_ttl: float | None = None,
+    max_jobs: int | None = None,
     block_warning: float | None = None,
     max_concurrency: int | None = None,
     max_body: int | None = None,
@@ -191,6 +194,9 @@ def serve(
     cmd += ["--host", host, "--port", str(port)]
     for option, value in (
         ("--call-timeout", call_timeout),
+        ("--item-timeout", item_timeout),
+        ("--job-ttl", job_ttl),
+        ("--max-jobs", max_jobs),
         ("--block-warning", block_warning),
         ("--max-concurrency", max_concurrency),
         ("--max-body", max_body),

@@ -122,6 +122,24 @@ def serve(
             " that blocks the event loop.",
         ),
     ] = None,
+    item_timeout: Annotated[
+        float | None,
+        typer.Option(
+            metavar="SECONDS",
+            help="Longest wait for each item of a streaming result (default: none).",
+        ),
+    ] = None,
+    job_ttl: Annotated[
+        float | None,
+        typer.Option(metavar="SECONDS", help="How long finished jobs are kept (default: 3600)."),
+    ] = None,
+    max_jobs: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="Jobs kept at most (default: 1000); past it the oldest finished one goes.",
+        ),
+    ] = None,
     block_warning: Annotated[
         float | None,
         typer.Option(
@@ -174,6 +192,9 @@ def serve(
         "max_concurrency": max_concurrency,
         "max_body": max_body,
         "block_warning": block_warning,
+        "item_timeout": item_timeout,
+        "job_ttl": job_ttl,
+        "max_jobs": max_jobs,
     }
     try:
         settings = ServerSettings(

@@ -39,10 +39,12 @@ __all__ = [
     "MODELS_DIR",
     "DownloadRefused",
     "Fetch",
+    "ModalJobs",
     "VolumeModelPaths",
     "create_asgi_app",
     "download_models",
     "preimport",
+    "run_job",
     "select_model_files",
     "stop_fetching_inputs",
     "volume_model_paths",
@@ -275,12 +277,15 @@ def create_asgi_app(
     max_concurrency: int = 1,
     call_timeout: float | None = None,
     hide_tracebacks: bool = False,
+    job_method: Callable[[], Any] | None = None,
 ) -> Any:
     """Import the interface through the server's factory; return the server's ASGI app.
 
     ``SCOPEGEN_TOKEN`` (from a Modal secret) turns on bearer-token checks,
     exactly as for ``scopegen serve``. When every worker is stuck past
-    ``call_timeout``, :func:`stop_fetching_inputs` runs once.
+    ``call_timeout``, :func:`stop_fetching_inputs` runs once. ``job_method``
+    gives the Modal method that runs one job (the generated ``Server.run_job``):
+    the job routes then keep jobs as Modal function calls (:class:`ModalJobs`).
     """
     from scopegen.server import ServerSettings, create_app
 
@@ -294,7 +299,107 @@ def create_asgi_app(
     )
     app = create_app(Path(interface_path), settings)
     app.on_degraded.append(_once(stop_fetching_inputs))
+    if job_method is not None:
+        app.jobs = ModalJobs(job_method)
     return app
+
+
+async def run_job(app: Any, function: str, arguments: bytes) -> bytes:
+    """The body of the generated ``Server.run_job``: one job, run in this container.
+
+    Answers the finished job's fields as JSON bytes (never a pickled object
+    of the interface's: Modal carries bytes).
+    """
+    result: bytes = await app.run_job(function, arguments)
+    return result
+
+
+class ModalJobs:
+    """Jobs as Modal function calls (``docs/protocol.md``, Jobs): spawn, then ``from_id``.
+
+    Any container answers for any job, and a job outlives the container that
+    accepted it. The job id is the function call's id and the function's name
+    (``fc-….add``). Modal keeps no timestamps nor items in progress for us: a
+    job's ``created_at`` / ``started_at`` / ``finished_at`` are ``null``, a
+    job not yet finished reads ``running`` (Modal does not say whether it was
+    picked up), and a streaming job's items appear when it finishes.
+    ``--job-ttl`` / ``--max-jobs`` do not apply: Modal keeps the calls.
+    """
+
+    def __init__(self, method: Callable[[], Any]) -> None:
+        self._method = method  # lazily: ``Server().run_job`` exists once the app runs
+
+    async def submit(self, ep: Any, kwargs: dict[str, Any], raw: bytes) -> bytes:
+        call = await self._method().spawn.aio(ep.name, raw)
+        return _job_body(f"{call.object_id}.{ep.name}", ep.name, {"status": "queued"})
+
+    async def get(self, job_id: str) -> bytes:
+        call, function = self._call(job_id)
+        return _job_body(job_id, function, await _outcome(call, job_id))
+
+    async def cancel(self, job_id: str) -> bytes:
+        call, function = self._call(job_id)
+        outcome = await _outcome(call, job_id)
+        if outcome["status"] in ("queued", "running"):
+            await call.cancel.aio()
+            outcome = {"status": "cancelled"}
+        return _job_body(job_id, function, outcome)
+
+    def close(self) -> None:
+        pass  # the calls belong to Modal, not to this container
+
+    def _call(self, job_id: str) -> tuple[Any, str]:
+        import modal
+
+        call_id, _, function = job_id.rpartition(".")
+        if not call_id.startswith("fc-") or not function:
+            raise _unknown_job(job_id)
+        return modal.FunctionCall.from_id(call_id), function
+
+
+def _unknown_job(job_id: str) -> Exception:
+    from scopegen.server._errors import CallError
+
+    return CallError("unknown_job", f"no job {job_id[:80]!r} (finished jobs expire)")
+
+
+async def _outcome(call: Any, job_id: str) -> dict[str, Any]:
+    """The job's status (and result or error) from its Modal function call."""
+    import orjson
+    from modal import exception
+
+    try:
+        out = await call.get.aio(timeout=0)
+    except exception.FunctionTimeoutError as exc:
+        error = {"code": "timeout", "message": f"the job ran past its Modal timeout: {exc}"}
+        return {"status": "failed", "error": error}
+    except exception.TimeoutError:
+        return {"status": "running"}  # not finished yet
+    except exception.InputCancellation:
+        return {"status": "cancelled"}
+    except (exception.NotFoundError, exception.OutputExpiredError):
+        raise _unknown_job(job_id) from None
+    except exception.Error as exc:  # Modal's own failure (the container died, ...)
+        if "cancel" in type(exc).__name__.lower() or "cancel" in str(exc).lower():
+            return {"status": "cancelled"}
+        error = {"code": "function_error", "message": str(exc), "type": type(exc).__name__}
+        return {"status": "failed", "error": error}
+    outcome: dict[str, Any] = orjson.loads(out)
+    return outcome
+
+
+def _job_body(job_id: str, function: str, outcome: Mapping[str, Any]) -> bytes:
+    import orjson
+
+    job = {
+        "id": job_id,
+        "function": function,
+        "created_at": None,
+        "started_at": None,
+        "finished_at": None,
+        **outcome,
+    }
+    return orjson.dumps({"job": job})
 
 
 # Tasks in flight, kept referenced until they finish (the loop keeps only weak ones).

@@ -28,6 +28,8 @@ __all__ = [
     "CLIENT_RESERVED_FUNCTION_NAMES",
     "CLIENT_RESERVED_TYPE_NAMES",
     "CONNECT_TIMEOUT",
+    "DEFAULT_JOB_TTL",
+    "DEFAULT_MAX_JOBS",
     "DEFAULT_URL",
     "ENV_FALLBACK_PREFIX",
     "ERRORS",
@@ -36,6 +38,11 @@ __all__ = [
     "HEALTH_PATH",
     "INITIAL_RETRY_DELAY",
     "INTERFACE_HASH_HEADER",
+    "JOBS_PREFIX",
+    "JOB_FINISHED",
+    "JOB_ID_BYTES",
+    "JOB_STATUSES",
+    "JSON_MEDIA_TYPE",
     "MANIFEST_TIMEOUT",
     "MANIFEST_VERSION",
     "MAX_REDIRECTS",
@@ -46,6 +53,7 @@ __all__ = [
     "MODAL_KEY_HEADER",
     "MODAL_SECRET_ENV",
     "MODAL_SECRET_HEADER",
+    "NDJSON_MEDIA_TYPE",
     "OPENAPI_PATH",
     "ORIGIN_ONLY_HEADERS",
     "PROXY_ERRORS",
@@ -77,6 +85,21 @@ CALL_PREFIX: Final = "/v1/call/"  # POST CALL_PREFIX + function name
 FUNCTIONS_PATH: Final = "/v1/functions"  # GET: the manifest
 OPENAPI_PATH: Final = "/openapi.json"  # GET: OpenAPI 3.1
 HEALTH_PATH: Final = "/healthz"  # GET: liveness, never needs a token
+# POST JOBS_PREFIX + function name submits a job; GET / DELETE JOBS_PREFIX + id.
+JOBS_PREFIX: Final = "/v1/jobs/"
+
+JSON_MEDIA_TYPE: Final = "application/json"
+# A streaming result: one JSON object per line, each ending with "\n":
+# {"item": ...} per item, {"error": {...}} ends a failed stream, {"done": true} a whole one.
+NDJSON_MEDIA_TYPE: Final = "application/x-ndjson"
+
+# --------------------------------------------------------------------------- jobs
+
+JOB_STATUSES: Final = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_FINISHED: Final = frozenset({"succeeded", "failed", "cancelled"})
+JOB_ID_BYTES: Final = 18  # random bytes in a local job id (144 bits, url-safe base64)
+DEFAULT_JOB_TTL: Final = 3600.0  # seconds a finished job is kept (``serve --job-ttl``)
+DEFAULT_MAX_JOBS: Final = 1000  # jobs kept at most (``serve --max-jobs``)
 
 # --------------------------------------------------------------------------- headers
 
@@ -263,6 +286,15 @@ ERRORS: Final[tuple[ErrorCode, ...]] = (
         for_status=False,
     ),
     ErrorCode(
+        "unknown_job",
+        404,
+        "UnknownJob",
+        "no such job (finished jobs expire)",
+        "No job of that id: never submitted, or finished and expired.",
+        on_call=False,
+        for_status=False,
+    ),
+    ErrorCode(
         "not_found",
         404,
         "NotFound",
@@ -310,6 +342,16 @@ ERRORS: Final[tuple[ErrorCode, ...]] = (
         "the function returned something not JSON",
         "The function returned something that is not JSON.",
         ran=True,
+        for_status=False,
+    ),
+    ErrorCode(
+        "too_many_jobs",
+        429,
+        "TooManyJobs",
+        "the job table is full of unfinished jobs; retry later",
+        "Every kept job is still queued or running; the job was not queued.",
+        retry=True,
+        on_call=False,
         for_status=False,
     ),
     ErrorCode(
@@ -388,6 +430,7 @@ CLIENT_BASE_ERRORS: Final = (
     "UnexpectedRedirect",
     "ArgumentNotSerializable",
     "ClientClosed",
+    "JobCancelled",
     "InterfaceMismatchWarning",
 )
 CLIENT_ERROR_CLASSES: Final = frozenset(CLIENT_BASE_ERRORS) | {
@@ -409,6 +452,15 @@ CLIENT_RESERVED_FUNCTION_NAMES: Final = CLIENT_ERROR_CLASSES | frozenset(
         "NotGiven",
         "RawResponse",
         "types",
+        # Jobs and streams: the ``jobs`` namespace, its ``attach``, the classes they return.
+        "AsyncJob",
+        "AsyncJobs",
+        "AsyncStream",
+        "Callable",
+        "Job",
+        "Jobs",
+        "Stream",
+        "attach",
         # Helpers its modules import, and builtins its annotations use.
         "Any",
         "INTERFACE_HASH",

@@ -188,9 +188,12 @@ class Parameter:
 class Function:
     name: str
     params: tuple[Parameter, ...]
-    returns: WireType
+    returns: WireType  # for a streaming function, the type of each item
     doc: str | None = None
     is_async: bool = False
+    # ``-> Iterator[T]`` and kin: the result is a stream of ``returns`` items
+    # (``docs/protocol.md``, Streaming results).
+    streams: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,15 +41,28 @@ def test_error_codes_are_unique_and_retries_only_where_the_call_did_not_run() ->
         assert 400 <= e.status < 600
         assert not (e.retry and e.ran), e.code
         assert e.client_class in protocol.CLIENT_ERROR_CLASSES
+    # 429: a proxy's rate limit, or a full job table (too_many_jobs: the job was not queued).
     assert protocol.RETRY_STATUSES == {408, 429, 503}
 
 
 def test_proxy_rows_are_bare_statuses_the_server_never_sends() -> None:
     # Known by status alone; OpenAPI does not document them on the call route.
     assert {e.status for e in protocol.PROXY_ERRORS} == {403, 408, 409, 429}
-    assert not {e.status for e in protocol.PROXY_ERRORS} & {e.status for e in protocol.ERRORS}
+    # too_many_jobs shares 429 with the proxies' row, but only by its code (for_status=False).
+    server = {e.status for e in protocol.ERRORS if e.for_status or e.on_call}
+    assert not {e.status for e in protocol.PROXY_ERRORS} & server
     for e in protocol.PROXY_ERRORS:
         assert e.for_status and not e.on_call and not e.ran
+
+
+def test_job_statuses_and_routes() -> None:
+    assert set(protocol.JOB_FINISHED) < set(protocol.JOB_STATUSES)
+    assert protocol.JOB_STATUSES[0] == "queued"
+    assert protocol.JOB_ID_BYTES * 8 >= 128
+    assert protocol.JOBS_PREFIX.startswith("/v1/") and protocol.JOBS_PREFIX.endswith("/")
+    assert protocol.ERROR_BY_CODE["unknown_job"].status == 404
+    assert protocol.ERROR_BY_CODE["too_many_jobs"].status == 429
+    assert protocol.reserved_function_name("jobs")
 
 
 def test_each_status_has_at_most_one_class_for_bare_answers() -> None:

@@ -10,6 +10,11 @@ model, no scopegen. It does what the scoped-sandbox document's task asks::
        (or get_embedding("hello") when the model embeds instead)
     3. Call compare_texts("hello", "hi") to compare similarity
 
+and then a sweep, as jobs: one ``compare_texts`` job per sentence, submitted
+at once (``tools.jobs.compare_texts(...)``), the results collected after. A
+job runs on the server whatever happens to this process; its id re-attaches
+from anywhere (``tools.jobs.attach(job_id)``).
+
 The client finds the server through MODEL_TOOLS_URL and MODEL_TOOLS_TOKEN.
 Results arrive validated into the interface's declared return types, and are
 printed with their type so that is visible.
@@ -24,6 +29,7 @@ import sys
 from typing import Any
 
 UNRELATED = "The central bank raised interest rates by half a point."
+SWEEP = ["hi", "hello there", "goodbye", "a cat sat on the mat", UNRELATED]
 
 
 def describe(value: Any) -> str:
@@ -82,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     far = tools.compare_texts("hello", UNRELATED)
     print(f"3. compare_texts('hello', 'hi') -> {describe(close)}")
     print(f"   compare_texts('hello', {UNRELATED!r}) -> similarity {_get(far, 'similarity'):.4f}")
+
+    # 4. A sweep as jobs: submitted at once, run by the server, collected by id.
+    jobs = [tools.jobs.compare_texts("hello", text) for text in SWEEP]
+    print(f"4. submitted {len(jobs)} compare_texts jobs (first id {jobs[0].id})")
+    again = tools.jobs.attach(jobs[0].id)  # what another process would do
+    print(f"   attach({jobs[0].id!r}).status() -> {again.status()}")
+    for text, job in zip(SWEEP, jobs, strict=True):
+        result = job.result(timeout=600)
+        print(f"   {text!r}: similarity {_get(result, 'similarity'):.4f}")
     return 0
 
 

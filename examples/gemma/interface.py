@@ -11,6 +11,8 @@ On a laptop, ``make_tiny_model.py`` builds a tiny random-weight stand-in laid
 out as ``google--gemma-2-9b`` so the file can be served on CPU.
 """
 
+from collections.abc import Iterator
+
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -58,3 +60,28 @@ def compare_texts(text1: str, text2: str) -> dict:
         "text2": text2,
         "similarity": similarity
     }
+
+
+@expose
+def stream_text(prompt: str, max_tokens: int = 50) -> Iterator[str]:
+    """Generate text from prompt, one token at a time (greedy), as each is decoded.
+
+    The streaming twin of ``generate_text``: the client iterates the pieces
+    as they come, and closing the stream stops the generation at its next token.
+    """
+    ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
+    shown = tokenizer.decode(ids[0], skip_special_tokens=True)
+    past = None
+    step = ids
+    with torch.no_grad():
+        for _ in range(max_tokens):
+            out = model(input_ids=step, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            step = out.logits[:, -1:].argmax(dim=-1)
+            if step.item() == tokenizer.eos_token_id:
+                return
+            ids = torch.cat([ids, step], dim=-1)
+            text = tokenizer.decode(ids[0], skip_special_tokens=True)
+            if len(text) > len(shown):
+                yield text[len(shown) :]
+                shown = text

@@ -48,11 +48,13 @@ class FunctionFacts:
     node: cst.FunctionDef
     name: str
     params: list[ParamFacts]
-    returns: spec.WireType
+    returns: spec.WireType  # of each item, when ``streams``
     return_problems: list[Problem]
     load_calls: list[tuple[cst.Call, str]] = field(default_factory=list)
     # Calls that block the event loop, for an ``async def`` only (SG015).
     blocking_calls: list[tuple[cst.Call, str]] = field(default_factory=list)
+    # ``-> Iterator[T]`` and kin: a streaming result of ``returns`` items.
+    streams: bool = False
 
 
 @dataclass
@@ -185,12 +187,15 @@ def _function_facts(
         params.append(_param(param, "keyword_only", converter))
     if p.star_kwarg is not None:
         params.append(_param(p.star_kwarg, "var_keyword", converter))
+    streams = False
     if fn.returns is None:
         returns: spec.WireType = spec.ANY
         rproblems: list[Problem] = []
     else:
-        returns, rproblems = converter.convert(fn.returns.annotation)
-    return FunctionFacts(fn, fn.name.value, params, returns, rproblems, load_calls)
+        returns, streams, rproblems = converter.convert_return(
+            fn.returns.annotation, fn.asynchronous is not None
+        )
+    return FunctionFacts(fn, fn.name.value, params, returns, rproblems, load_calls, streams=streams)
 
 
 def _param(param: cst.Param, kind: ParamKindFull, converter: TypeConverter) -> ParamFacts:

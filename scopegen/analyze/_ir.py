@@ -30,6 +30,7 @@ def build_interface(facts: Facts, name: str, source_name: str) -> spec.Interface
                 returns=fn.returns,
                 doc=fn.node.get_docstring(clean=True) or None,
                 is_async=fn.node.asynchronous is not None,
+                streams=fn.streams,
             )
         )
     model_ids: list[str] = []

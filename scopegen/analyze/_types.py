@@ -35,6 +35,8 @@ Reason = Literal[
     "class_not_wire",  # a class of this file that is no TypedDict/dataclass/model/Enum
     "enum_value",  # an enum member without a literal str/int value
     "enum_mixed",  # an enum with both str and int values
+    "stream_args",  # ``Generator[T, S, R]`` with a send or return type other than None
+    "stream_kind",  # ``async def`` with ``-> Iterator[T]``, or ``def`` with ``-> AsyncIterator[T]``
 ]
 
 
@@ -90,6 +92,19 @@ _ENUM = {
     "enum.IntFlag",
 }
 _TYPE_ALIAS = {"typing.TypeAlias", "typing_extensions.TypeAlias"}
+# Streaming results (``docs/protocol.md``, Streaming results): the outermost
+# return annotation only. Name -> (async, how many type arguments may follow T).
+_STREAMS: dict[str, tuple[bool, int]] = {
+    f"{module}.{name}": kind
+    for module in ("typing", "typing_extensions", "collections.abc")
+    for name, kind in (
+        ("Iterator", (False, 0)),
+        ("Generator", (False, 2)),
+        ("AsyncIterator", (True, 0)),
+        ("AsyncGenerator", (True, 1)),
+    )
+}
+
 
 class TypeConverter:
     """Converts annotation expressions of one module, caching local classes."""
@@ -107,6 +122,46 @@ class TypeConverter:
         problems: list[Problem] = []
         t = self._convert(node, problems)
         return t, problems
+
+    def convert_return(
+        self, node: cst.BaseExpression, is_async: bool
+    ) -> tuple[spec.WireType, bool, list[Problem]]:
+        """A return annotation: (its type, or the item type of a stream; streams?; problems).
+
+        ``Iterator[T]``, ``Generator[T, None, None]`` (sync) and
+        ``AsyncIterator[T]``, ``AsyncGenerator[T, None]`` (async) stream ``T``,
+        which is converted like any return type. Nested deeper they are not
+        wire types (the rules say so).
+        """
+        stream = self._stream_kind(node)
+        if stream is None:
+            t, found = self.convert(node)
+            return t, False, found
+        assert isinstance(node, cst.Subscript)
+        streams_async, extra = stream
+        problems: list[Problem] = []
+        args: list[cst.BaseExpression] = []
+        for el in node.slice:
+            if not isinstance(el.slice, cst.Index):
+                problems.append(Problem(el, "slice"))
+                return spec.ANY, True, problems
+            args.append(el.slice.value)
+        if not 1 <= len(args) <= 1 + extra:
+            problems.append(Problem(node, "arity"))
+            return spec.ANY, True, problems
+        for a in args[1:]:
+            if not (isinstance(a, cst.Name) and a.value == "None"):
+                problems.append(Problem(a, "stream_args", _spelling(node.value)))
+        if streams_async != is_async:
+            problems.append(Problem(node.value, "stream_kind", _spelling(node.value)))
+        return self._convert(args[0], problems), True, problems
+
+    def _stream_kind(self, node: cst.BaseExpression) -> tuple[bool, int] | None:
+        if isinstance(node, cst.Subscript):
+            qn = self.names.qualify(node.value)
+            if qn is not None:
+                return _STREAMS.get(qn)
+        return None
 
     # ----------------------------------------------------------------- core
 

@@ -224,7 +224,11 @@ _TYPE_HINTS: dict[str, Hint] = {
             for module in ("typing", "collections.abc")
             for name in ("Iterator", "Generator", "AsyncIterator", "AsyncGenerator")
         ),
-        Hint("return a `list[...]`", "take a `list[...]`"),
+        Hint(
+            "only the whole return annotation can stream (`-> Iterator[T]`);"
+            " here, use a `list[...]`",
+            "take a `list[...]`",
+        ),
     ),
     **dict.fromkeys(
         (
@@ -295,6 +299,11 @@ class _NotWire(Rule):
         " @dataclass, pydantic BaseModel, or an Enum with str/int values",
         "enum_value": "enum member `{subject}` needs a literal str or int value to cross the wire",
         "enum_mixed": "enum `{subject}` mixes str and int values",
+        "stream_args": "a streaming result sends nothing in and returns nothing at the end:"
+        " write `{subject}[T, None, None]` (`AsyncGenerator[T, None]`)",
+        "stream_kind": "`{subject}[...]` does not match the function: a `def` streams with"
+        " `Iterator[T]` / `Generator[T, None, None]`, an `async def` with `AsyncIterator[T]`"
+        " / `AsyncGenerator[T, None]`",
     }
 
     def _hint(self, hint: Hint) -> str:
@@ -326,6 +335,7 @@ class ReturnNotWire(_NotWire):
             "from typing import TypedDict\nclass R(TypedDict):\n    x: float\n"
             "@expose\ndef f() -> R:\n    return {'x': 1.0}\n"
         ),
+        Valid("from typing import Iterator\n@expose\ndef f() -> Iterator[int]:\n    yield 1\n"),
     )
     INVALID = (
         Invalid(
@@ -344,6 +354,11 @@ class ReturnNotWire(_NotWire):
             "import numpy as np\nVec = np.ndarray\n@expose\ndef f() -> Vec:\n    return 0\n",
             line=4,
             col=12,
+        ),
+        Invalid(
+            "from typing import Iterator\n@expose\nasync def f() -> Iterator[int]:\n    yield 1\n",
+            line=3,
+            col=18,
         ),
     )
 

@@ -2,7 +2,7 @@
 
 ``emit_client(interface, package=...)`` returns ``{relative path: text}`` for
 ``<package>/pyproject.toml``, ``<package>/README.md`` and
-``<package>/src/<package>/{__init__,_base_client,_client,_exceptions,types}.py``
+``<package>/src/<package>/{__init__,_base_client,_client,_exceptions,_streaming,types}.py``
 plus ``py.typed``. It never reads the interface source: only the IR. The
 output depends on nothing but its inputs (no time, no absolute paths), so
 building twice gives the same bytes.
@@ -166,6 +166,7 @@ def emit_client(
         f"{src}/_base_client.py": render_template("client/src/_base_client.py.tmpl", **values),
         f"{src}/_exceptions.py": _exceptions_module(values),
         f"{src}/_client.py": _client_module(interface, types, values),
+        f"{src}/_streaming.py": render_template("client/src/_streaming.py.tmpl", **values),
         f"{src}/types.py": _types_module(interface, values),
         f"{src}/py.typed": f"# {header}\n",
     }
@@ -240,6 +241,10 @@ _PROTOCOL_VALUES: dict[str, str] = {
     "shared_source": _shared_source(),
     "retry_statuses": "frozenset({" + ", ".join(map(str, sorted(protocol.RETRY_STATUSES))) + "})",
     "retry_statuses_text": ", ".join(map(str, sorted(protocol.RETRY_STATUSES))),
+    "jobs_prefix": protocol.JOBS_PREFIX,
+    "ndjson_media_type": protocol.NDJSON_MEDIA_TYPE,
+    "job_finished": ", ".join(py_str(s) for s in sorted(protocol.JOB_FINISHED)),
+    "code_statuses": ", ".join(f"{py_str(e.code)}: {e.status}" for e in protocol.ERRORS),
 }
 
 
@@ -297,9 +302,14 @@ def _call_body(
     *,
     is_async: bool,
     local: str,
-    target: str = "_call",
+    method: str = "_call",
+    extra: str = "",
 ) -> list[str]:
-    """The lines that build the arguments and make the call (``return self._call(...)``)."""
+    """The lines that build the arguments and make the call (``return self._call(...)``).
+
+    ``method`` is the receiver's method to call (``_open_stream``, ``_client()._submit``),
+    ``extra`` what follows the result type among its arguments.
+    """
     pairs = [
         f"{py_str(rp.param.name)}: {rp.param.name}"
         for rp in params
@@ -307,8 +317,8 @@ def _call_body(
     ]
     var_kw = next((rp.param.name for rp in params if rp.param.kind == "var_keyword"), None)
     optional = [rp.param.name for rp in params if rp.omitted_when_not_given]
-    head = f"return {'await ' if is_async else ''}{receiver_expr}.{target}("
-    name, result = py_str(fn.name), _result_name(fn)
+    head = f"return {'await ' if is_async else ''}{receiver_expr}.{method}("
+    name, result = py_str(fn.name), _result_name(fn) + extra
     if not optional:
         items = [*pairs, f"**{var_kw}"] if var_kw else pairs
         args = "{" + ", ".join(items) + "}"
@@ -340,8 +350,9 @@ def _method_lines(
     *,
     is_async: bool,
     raw: bool = False,
+    job: bool = False,
 ) -> list[str]:
-    """One method of ``Client`` (or, ``raw``, of ``ClientWithRawResponse``)."""
+    """One method of ``Client`` (``raw``: of ``ClientWithRawResponse``; ``job``: of ``Jobs``)."""
     params = render_params(fn, types, names)
     taken = {p.name for p in fn.params}
     receiver = free_name("self", taken)
@@ -349,19 +360,30 @@ def _method_lines(
     if any(rp.omitted_when_not_given for rp in params):
         names.used.add("Any")
     returns = spell(fn.returns, names)
-    if raw:
+    awaited, method, extra, receiver_expr = is_async, "_call", "", receiver
+    if job:
+        # A streaming function's job has the list of its items as result.
+        returns = f"{'AsyncJob' if is_async else 'Job'}[{_job_result(fn, returns)}]"
+        method, extra = "_client()._submit", f", {fn.streams}"
+    elif fn.streams:
+        # Async too: a plain def whose stream opens at the first ``async for`` step.
+        returns = f"{'AsyncStream' if is_async else 'Stream'}[{returns}]"
+        awaited, method = False, "_open_stream"
+    elif raw:
         returns = f"RawResponse[{returns}]"
-    head = ("async def " if is_async else "def ") + fn.name
+        method, receiver_expr = "_call_raw", f"{receiver}._client"
+    head = ("async def " if awaited else "def ") + fn.name
     lines = signature_lines(head, params, returns, "    ", receiver=receiver)
     lines += docstring_lines(_method_doc(fn, returns, raw=raw), "        ")
     lines += _call_body(
         fn,
         params,
-        f"{receiver}._client" if raw else receiver,
+        receiver_expr,
         "        ",
-        is_async=is_async,
+        is_async=awaited,
         local=local,
-        target="_call_raw" if raw else "_call",
+        method=method,
+        extra=extra,
     )
     return lines
 
@@ -384,6 +406,10 @@ def function_doc(fn: Function, returns: str) -> str:
     )
 
 
+def _job_result(fn: Function, returns: str) -> str:
+    return f"list[{returns}]" if fn.streams else returns
+
+
 def _client_module(
     interface: Interface, types: Mapping[str, TypeDef], values: Mapping[str, str]
 ) -> str:
@@ -399,11 +425,16 @@ def _client_module(
     async_methods: list[str] = []
     raw_sync: list[str] = []
     raw_async: list[str] = []
+    sync_jobs: list[str] = []
+    async_jobs: list[str] = []
     for fn in interface.functions:
         sync_methods += ["", *_method_lines(fn, types, names, is_async=False)]
         async_methods += ["", *_method_lines(fn, types, names, is_async=True)]
-        raw_sync += ["", *_method_lines(fn, types, names, is_async=False, raw=True)]
-        raw_async += ["", *_method_lines(fn, types, names, is_async=True, raw=True)]
+        if not fn.streams:  # a stream's answer is its iterator: no raw variant
+            raw_sync += ["", *_method_lines(fn, types, names, is_async=False, raw=True)]
+            raw_async += ["", *_method_lines(fn, types, names, is_async=True, raw=True)]
+        sync_jobs += ["", *_method_lines(fn, types, names, is_async=False, job=True)]
+        async_jobs += ["", *_method_lines(fn, types, names, is_async=True, job=True)]
     base_names = {
         "NOT_GIVEN",
         "NotGiven",
@@ -415,9 +446,12 @@ def _client_module(
     } | (
         names.used & {"NOT_GIVEN", "NotGiven"}
     )
+    stream_names = {"AsyncJob", "Job"}
+    if any(fn.streams for fn in interface.functions):
+        stream_names |= {"AsyncStream", "Stream"}
     imports = ["import atexit", "import copy", "import threading"]
-    imports.append("from collections.abc import Mapping")
-    typing_names = sorted((names.used & {"Any", "Literal"}) | {"final"})
+    imports.append("from collections.abc import Callable, Mapping")
+    typing_names = sorted((names.used & {"Any", "Literal"}) | {"Any", "final"})
     imports.append(f"from typing import {', '.join(typing_names)}")
     imports += ["", "import httpx", ""]
     if "types" in names.used:
@@ -428,6 +462,7 @@ def _client_module(
             f"    {n},\n" for n in _isort(base_names)
         ) + ")"
     imports.append(line)
+    imports.append(f"from ._streaming import {', '.join(_isort(stream_names))}")
     return render_template(
         "client/src/_client.py.tmpl",
         **values,
@@ -437,6 +472,8 @@ def _client_module(
         async_methods="\n".join(async_methods),
         raw_sync_methods="\n".join(raw_sync),
         raw_async_methods="\n".join(raw_async),
+        sync_jobs="\n".join(sync_jobs),
+        async_jobs="\n".join(async_jobs),
     )
 
 
@@ -459,6 +496,8 @@ def _init_module(
     for fn in interface.functions:
         params = render_params(fn, types, names)
         returns = spell(fn.returns, names)
+        if fn.streams:
+            returns = f"Stream[{returns}]"
         args = ", ".join(
             f"**{rp.param.name}"
             if rp.param.kind == "var_keyword"
@@ -482,15 +521,22 @@ def _init_module(
         imports += [f"from typing import {', '.join(typing_names)}", ""]
     imports.append("from . import types")
     imports.append("from ._base_client import INTERFACE_HASH, NOT_GIVEN, NotGiven, RawResponse")
-    imports.append("from ._client import AsyncClient, Client, _default_client")
+    imports.append("from ._client import AsyncClient, AsyncJobs, Client, Jobs, _default_client")
     imports.append("from ._exceptions import (")
     imports += [f"    {n}," for n in sorted(protocol.CLIENT_ERROR_CLASSES)]
     imports.append(")")
+    imports.append("from ._streaming import AsyncJob, AsyncStream, Job, Stream")
     exported = (
         {fn.name for fn in interface.functions}
         | protocol.CLIENT_ERROR_CLASSES
-        | {"AsyncClient", "Client", "NOT_GIVEN", "NotGiven", "RawResponse", "types"}
+        | {"AsyncClient", "Client", "NOT_GIVEN", "NotGiven", "RawResponse", "types", "jobs"}
+        | {"AsyncJob", "AsyncJobs", "AsyncStream", "Job", "Jobs", "Stream"}
     )
+    functions += [
+        "",
+        "# Each function as a job, on the default client: ``jobs.NAME(...)``, ``jobs.attach(id)``.",
+        "jobs = Jobs(_default_client)",
+    ]
     return render_template(
         "client/src/__init__.py.tmpl",
         **values,
@@ -714,7 +760,12 @@ def _readme(interface: Interface, types: Mapping[str, TypeDef], values: Mapping[
                 kw = " (keyword-only)" if p.kind == "keyword_only" else ""
                 part.append(f"| `{shown}`{kw} | {_md_code(rp.annotation)} | {default} |")
             part.append("")
-        part += [f"Returns `{returns}`." + (" Async on the server." if fn.is_async else ""), ""]
+        what = (
+            f"Streams `{returns}` items as they are produced."
+            if fn.streams
+            else (f"Returns `{returns}`.")
+        )
+        part += [what + (" Async on the server." if fn.is_async else ""), ""]
         sections.append("\n".join(part))
     type_sections: list[str] = []
     for td in interface.types:

@@ -55,6 +55,10 @@ def openapi(interface: Interface, *, auth: bool = True) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for fn in interface.functions:
         paths[protocol.CALL_PREFIX + fn.name] = {"post": _call_operation(interface, fn, auth)}
+    schemas["Job"] = _JOB_SCHEMA
+    for fn in interface.functions:
+        paths[protocol.JOBS_PREFIX + fn.name] = {"post": _submit_operation(interface, fn, auth)}
+    paths[protocol.JOBS_PREFIX + "{job_id}"] = _job_operations(auth)
     paths[protocol.FUNCTIONS_PATH] = {"get": _manifest_operation(auth)}
     paths[protocol.OPENAPI_PATH] = {"get": _openapi_operation(auth)}
     paths[protocol.HEALTH_PATH] = {"get": _health_operation()}
@@ -126,11 +130,25 @@ _REQUEST_ID = {
 
 def _call_operation(interface: Interface, fn: Function, auth: bool) -> dict[str, Any]:
     params = _rewrite(parameters_schema(interface, fn))
-    result = {
-        "type": "object",
-        "properties": {"result": _rewrite(type_schema(fn.returns))},
-        "required": ["result"],
-    }
+    if fn.streams:
+        ok: dict[str, Any] = {
+            "description": "The function's items as they are produced, one JSON object a"
+            ' line: `{"item": …}` each, then `{"done": true}`, or `{"error": …}` if it'
+            " fails midway. The schema is that of one line.",
+            "headers": _REQUEST_ID,
+            "content": {protocol.NDJSON_MEDIA_TYPE: {"schema": _stream_line(fn)}},
+        }
+    else:
+        result = {
+            "type": "object",
+            "properties": {"result": _rewrite(type_schema(fn.returns))},
+            "required": ["result"],
+        }
+        ok = {
+            "description": "The function's result.",
+            "headers": _REQUEST_ID,
+            "content": _json(result),
+        }
     op: dict[str, Any] = {
         "operationId": fn.name,
         "summary": ((fn.doc or "").strip().splitlines() or [fn.name])[0],
@@ -139,11 +157,7 @@ def _call_operation(interface: Interface, fn: Function, auth: bool) -> dict[str,
             "content": _json(params),
         },
         "responses": {
-            "200": {
-                "description": "The function's result.",
-                "headers": _REQUEST_ID,
-                "content": _json(result),
-            },
+            "200": ok,
             **{str(status): _error_response(status) for status in _CALL_STATUSES},
         },
     }
@@ -152,7 +166,94 @@ def _call_operation(interface: Interface, fn: Function, auth: bool) -> dict[str,
     if auth:
         op["responses"]["401"] = _error_response(401)
     op["x-scopegen-async"] = fn.is_async
+    op["x-scopegen-streams"] = fn.streams
     return op
+
+
+_JOB_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A job: `result` (a streaming function's: the list of its items) once it"
+    " succeeded, `error` once it failed, `items` (produced so far) while a streaming job runs.",
+    "properties": {
+        "id": {"type": "string"},
+        "function": {"type": "string"},
+        "status": {"enum": list(protocol.JOB_STATUSES)},
+        "created_at": {"type": "number", "description": "Unix time, seconds."},
+        "started_at": {"type": ["number", "null"]},
+        "finished_at": {"type": ["number", "null"]},
+        "result": {},
+        # The error object a call would have answered (any code of the table).
+        "error": {"$ref": _COMPONENTS + "Error/properties/error"},
+        "items": {"type": "array"},
+    },
+    "required": ["id", "function", "status", "created_at", "started_at", "finished_at"],
+}
+
+
+def _job_answer(description: str) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "properties": {"job": _error_ref("Job")},
+        "required": ["job"],
+    }
+    return {"description": description, "headers": _REQUEST_ID, "content": _json(schema)}
+
+
+def _submit_operation(interface: Interface, fn: Function, auth: bool) -> dict[str, Any]:
+    call = _call_operation(interface, fn, auth)
+    responses = {
+        status: answer
+        for status, answer in call["responses"].items()
+        if int(status) < 500 and status != "200"  # answered before anything is queued
+    }
+    responses["202"] = _job_answer("The job, queued.")
+    responses["429"] = _error_response(429)
+    op: dict[str, Any] = {
+        "operationId": f"scopegen_job_submit_{fn.name}",
+        "summary": f"Submit {fn.name} as a job.",
+        "requestBody": call["requestBody"],
+        "responses": dict(sorted(responses.items())),
+    }
+    return op
+
+
+def _job_operations(auth: bool) -> dict[str, Any]:
+    param = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    out: dict[str, Any] = {}
+    for method, summary, answer in (
+        ("get", "A job's status, and its result once finished.", "The job."),
+        ("delete", "Cancel a job.", "The job, cancelled (unless it had finished)."),
+    ):
+        responses = {"200": _job_answer(answer), "404": _error_response(404)}
+        if auth:
+            responses["401"] = _error_response(401)
+        out[method] = {
+            "operationId": f"scopegen_job_{method}",
+            "summary": summary,
+            "parameters": [param],
+            "responses": dict(sorted(responses.items())),
+        }
+    return out
+
+
+def _stream_line(fn: Function) -> dict[str, Any]:
+    """One NDJSON line of a streaming answer."""
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"item": _rewrite(type_schema(fn.returns))},
+                "required": ["item"],
+            },
+            {
+                "type": "object",
+                "properties": {"done": {"const": True}},
+                "required": ["done"],
+            },
+            # function_error, unserializable_result or timeout: any error line.
+            _error_ref("Error"),
+        ]
+    }
 
 
 def _manifest_operation(auth: bool) -> dict[str, Any]:

@@ -157,6 +157,8 @@ def _function_json(fn: Function, types: Mapping[str, TypeDef]) -> dict[str, Any]
         "name": fn.name,
         "doc": fn.doc,
         "async": fn.is_async,
+        # ``returns`` is then the schema of each item (``docs/protocol.md``, Streaming results).
+        "streams": fn.streams,
         "parameters": _params_schema(fn, types),
         "returns": _with_defs(type_schema(fn.returns), [fn.returns], types),
     }

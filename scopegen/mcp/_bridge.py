@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import httpx
 import mcp.types as types
+import orjson
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
@@ -34,7 +35,11 @@ from scopegen.mcp._sdk import installed_sdk_version, sdk_major
 
 __all__ = ["build_server", "serve_stdio"]
 
-CallTool = Callable[[str, "dict[str, Any] | None"], Awaitable[types.CallToolResult]]
+# (tool name, arguments, where progress goes: the request's session and progress token)
+CallTool = Callable[
+    [str, "dict[str, Any] | None", Any, "str | int | None"], Awaitable[types.CallToolResult]
+]
+_PROGRESS_MESSAGE = 200  # characters of an item shown in its progress notification
 
 
 def build_server(
@@ -57,7 +62,9 @@ def build_server(
     ]
     names = {tool.name for tool in tools}
 
-    async def call_tool(name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+    async def call_tool(
+        name: str, arguments: dict[str, Any] | None, session: Any, token: str | int | None
+    ) -> types.CallToolResult:
         # Input is not validated here: the server does it with strict JSON typing and
         # answers `invalid_arguments` with every detail.
         if name not in names:
@@ -65,7 +72,17 @@ def build_server(
                 False, f"unknown_function: {remote.interface_name} has no tool named {name!r}"
             )
         else:
-            outcome = await remote.call(client, name, arguments)
+            on_item = None
+            if session is not None and token is not None:
+
+                async def on_item(index: int, item: Any) -> None:
+                    # One progress notification per item of a streaming function.
+                    text = item if isinstance(item, str) else orjson.dumps(item).decode()
+                    await session.send_progress_notification(
+                        token, float(index + 1), None, text[:_PROGRESS_MESSAGE]
+                    )
+
+            outcome = await remote.call(client, name, arguments, on_item)
         return types.CallToolResult.model_validate(
             {
                 "content": [{"type": "text", "text": outcome.text}],
@@ -95,7 +112,10 @@ def _server_v2(
         return types.ListToolsResult.model_validate({"tools": tools})
 
     async def on_call_tool(ctx: Any, params: Any) -> types.CallToolResult:
-        return await call_tool(params.name, params.arguments)
+        raw = getattr(ctx, "params", None) or {}
+        meta = raw.get("_meta") if isinstance(raw, dict) else None
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        return await call_tool(params.name, params.arguments, ctx.session, _token(token))
 
     # Typed against whichever major mypy sees: the 1.x constructor has no on_* keywords.
     factory: Any = Server
@@ -119,10 +139,21 @@ def _server_v1(
 
     # Registering through the decorators keeps the SDK's plumbing (tool cache, result
     # wrapping); a CallToolResult is passed through as it is.
+    async def call_tool_v1(name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+        ctx = server.request_context
+        meta = getattr(ctx, "meta", None)
+        token = getattr(meta, "progressToken", None) if meta is not None else None
+        return await call_tool(name, arguments, ctx.session, _token(token))
+
     server.list_tools()(list_tools)
-    server.call_tool(validate_input=False)(call_tool)
+    server.call_tool(validate_input=False)(call_tool_v1)
     typed: Server[Any] = server
     return typed
+
+
+def _token(value: object) -> str | int | None:
+    # A bool is an int to Python, never a progress token.
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 async def _serve(remote: Remote) -> None:

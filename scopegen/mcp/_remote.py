@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -60,6 +60,10 @@ class ToolSpec:
     description: str
     input_schema: dict[str, Any]
     output_schema: dict[str, Any] | None
+
+
+# Called with each item of a streaming call as it arrives: (index, item).
+OnItem = Callable[[int, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,18 @@ def result_schema(returns: object) -> dict[str, Any] | None:
     return schema
 
 
+def returns_schema(fn: Mapping[str, Any]) -> object:
+    """What a tool call of ``fn`` returns: a streaming function's is the list of its items."""
+    returns = fn.get("returns")
+    if not fn.get("streams") or not isinstance(returns, dict):
+        return returns
+    items = {k: v for k, v in returns.items() if k != "$defs"}
+    schema: dict[str, Any] = {"type": "array", "items": items}
+    if "$defs" in returns:
+        schema["$defs"] = returns["$defs"]
+    return schema
+
+
 def tool_specs(manifest: Mapping[str, Any]) -> list[ToolSpec]:
     """One tool per function of a manifest, in manifest order."""
     interface = manifest.get("name", "?")
@@ -170,7 +186,7 @@ def tool_specs(manifest: Mapping[str, Any]) -> list[ToolSpec]:
                 name=name,
                 description=doc or f"Call {name} on the scopegen interface {interface}.",
                 input_schema=fn["parameters"],
-                output_schema=result_schema(fn.get("returns")),
+                output_schema=result_schema(returns_schema(fn)),
             )
         )
     return specs
@@ -291,7 +307,11 @@ class Remote:
         )
 
     async def call(
-        self, client: httpx.AsyncClient, name: str, arguments: Mapping[str, Any] | None
+        self,
+        client: httpx.AsyncClient,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        on_item: OnItem | None = None,
     ) -> CallOutcome:
         """Forward one call; every failure becomes an error outcome, never an exception.
 
@@ -299,6 +319,9 @@ class Remote:
         an answer in ``RETRY_STATUSES``. A redirect (Modal's 303 "poll here")
         is followed by hand: a poll that cannot connect retries the poll, never
         the call, and credentials go only to the server's own origin.
+
+        A streaming function's items are passed to ``on_item`` (index, item) as
+        they arrive, and the outcome is the list of them.
         """
         body = orjson.dumps(dict(arguments or {}))
         request = client.build_request("POST", protocol.CALL_PREFIX + name, content=body)
@@ -306,7 +329,13 @@ class Remote:
         retries = hops = 0
         while True:
             try:
-                response = await client.send(request)
+                response = await client.send(request, stream=True)
+                try:
+                    if response.headers.get("content-type") == protocol.NDJSON_MEDIA_TYPE:
+                        return await self._stream(response, on_item)
+                    await response.aread()
+                finally:
+                    await response.aclose()
             except _CONNECT_ERRORS as exc:
                 if retries < protocol.MAX_RETRIES:
                     await anyio.sleep(protocol.retry_delay(retries, None, random.random()) or 0.0)
@@ -356,6 +385,33 @@ class Remote:
                 return CallOutcome(False, f"bad_response (HTTP {status}): {exc}")
             request = _hop(client, request, method, url, home)
             retries, hops = 0, hops + 1
+
+    async def _stream(self, response: httpx.Response, on_item: OnItem | None) -> CallOutcome:
+        items: list[Any] = []
+        async for line in response.aiter_lines():
+            if not line:
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return CallOutcome(False, f"bad_response (HTTP 200): a stream line {line[:200]!r}")
+            if isinstance(obj, dict) and "item" in obj:
+                items.append(obj["item"])
+                if on_item is not None:
+                    await on_item(len(items) - 1, obj["item"])
+            elif isinstance(obj, dict) and obj.get("done") is True:
+                return CallOutcome(True, _json_text(items), {"result": items})
+            else:
+                err = obj.get("error") if isinstance(obj, dict) else None
+                code = err.get("code") if isinstance(err, dict) else None
+                row = protocol.ERROR_BY_CODE.get(code) if isinstance(code, str) else None
+                text = error_text(row.status if row else 500, obj, line.encode())
+                return CallOutcome(False, f"{text}\n\nitems before the error: {_json_text(items)}")
+        return CallOutcome(
+            False,
+            f"connection_lost: the stream from {self.url} ended before its last line "
+            f"after {len(items)} item(s); the function may have run",
+        )
 
 
 def _origin_only(base: str) -> Any:

@@ -28,7 +28,7 @@ import itertools
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from time import perf_counter
 from types import CodeType, FrameType
@@ -40,19 +40,15 @@ from pydantic_core import SchemaValidator, ValidationError
 from scopegen import protocol
 from scopegen.emit.openapi import openapi
 from scopegen.emit.schema import manifest
-from scopegen.server._encode import (
-    INVALID,
-    OPTIONS,
-    default,
-    describe_unserializable,
-    dumps_fallback,
-    loads_exact,
-)
+from scopegen.server._encode import INVALID, encode, loads_exact
 from scopegen.server._errors import CallError, Headers, error_body
 from scopegen.server._executor import CALL_TIMING, Executor
+from scopegen.server._jobs import JobBackend, JobTable, run_job
 from scopegen.server._loader import LoadedInterface
 from scopegen.server._loopwatch import LoopWatch
 from scopegen.server._settings import ServerSettings
+from scopegen.server._stream import respond as respond_stream
+from scopegen.server._stream import stream_lines
 from scopegen.server._validate import build_validator, error_details
 
 __all__ = ["ScopegenApp"]
@@ -66,6 +62,8 @@ Runner = Callable[[str, Callable[..., Any], dict[str, Any]], Awaitable[Any]]
 
 _CALL_PREFIX = protocol.CALL_PREFIX
 _CALL_PREFIX_LEN = len(_CALL_PREFIX)
+_JOBS_PREFIX = protocol.JOBS_PREFIX
+_JOBS_PREFIX_LEN = len(_JOBS_PREFIX)
 _HEALTH_PATH = protocol.HEALTH_PATH
 _JSON = (b"content-type", b"application/json")
 _AUTHORIZATION = protocol.AUTHORIZATION_HEADER.encode()
@@ -76,6 +74,7 @@ _REQUEST_ID_OK = re.compile(protocol.REQUEST_ID_PATTERN.encode())
 _ALLOW = protocol.ALLOW_HEADER.encode()
 _ALLOW_GET: Headers = ((_ALLOW, b"GET"),)
 _ALLOW_POST: Headers = ((_ALLOW, b"POST"),)
+_ALLOW_JOB: Headers = ((_ALLOW, b"GET, DELETE"),)
 _BEARER: Headers = ((protocol.WWW_AUTHENTICATE_HEADER.encode(), b"Bearer"),)
 _UNAUTHORIZED_MESSAGE = "missing or wrong 'Authorization: Bearer <token>' header"
 
@@ -100,6 +99,8 @@ class _Endpoint:
     fn: Callable[..., Any]
     validator: SchemaValidator
     run: Runner
+    is_async: bool = False
+    streams: bool = False  # ``-> Iterator[T]`` and kin: answered by ``_stream``
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,8 @@ class ScopegenApp:
         # Run on the event loop each time every worker is stuck past its timeout
         # (the server is degraded: /healthz and sync calls answer 503).
         self.on_degraded: list[Callable[[], None]] = self._executor.on_all_stuck
+        # Where jobs live: this process' table, or Modal's function calls (modal_runtime).
+        self.jobs: JobBackend = JobTable(settings.job_ttl, settings.max_jobs, self.stream)
         self.loaded = loaded
         tables = self.prepare(loaded)
         # Exposed name -> endpoint, and GET routes: path -> pre-encoded body.
@@ -189,6 +192,9 @@ class ScopegenApp:
                 obj,
                 build_validator(fn, types, namespace),
                 executor.run_async if is_async else executor.run_sync,
+                # An async generator function is no coroutine function.
+                is_async or inspect.isasyncgenfunction(obj),
+                fn.streams,
             )
         static = {
             protocol.FUNCTIONS_PATH: orjson.dumps(manifest(interface)),
@@ -256,6 +262,7 @@ class ScopegenApp:
 
     def close(self) -> None:
         """Release the worker pool (running calls finish) and flush the access log."""
+        self.jobs.close()
         self._executor.close()
         if self._log is not None:
             self._log.flush()
@@ -285,6 +292,17 @@ class ScopegenApp:
                 shown = name if name in self._endpoints else repr(name[:80])
                 ms = (perf_counter() - t0) * 1000.0
                 self._log.add(f"INFO:     call {shown} {status} {ms:.2f}ms {rid.decode()}\n")
+            return
+        if path.startswith(_JOBS_PREFIX):
+            rest = path[_JOBS_PREFIX_LEN:]
+            status = await self._job(rest, scope, receive, send, auth, clen, rid)
+            if self._log is not None:
+                shown = rest if rest in self._endpoints else repr(rest[:80])
+                ms = (perf_counter() - t0) * 1000.0
+                line = (
+                    f"INFO:     job {scope['method']} {shown} {status} {ms:.2f}ms {rid.decode()}\n"
+                )
+                self._log.add(line)
             return
         if self._token is not None and not self._authorized(auth):
             status = _status("unauthorized")
@@ -359,16 +377,90 @@ class ScopegenApp:
             ep = self._endpoint(name, scope["method"])
             raw = await self._read_body(receive, clen)
             kwargs = _validate(ep, _decode(raw), raw)
-            out = _encode(await ep.run(ep.name, ep.fn, kwargs))
+            if ep.streams:
+                lines = self.stream(ep, kwargs)
+            else:
+                out = _encode(await ep.run(ep.name, ep.fn, kwargs))
         except CallError as err:
             await self._answer(send, err.status, err.body, rid, err.headers)
             return err.status
         except _ClientGone:
             return 0
+        if ep.streams:
+            # 200 and the lines as they come; a failure midway is an error line.
+            sent = await respond_stream(send, receive, lines, rid, (self._hash,))
+            return 200 if sent else 0
         queued, ran = CALL_TIMING.get((0.0, 0.0))
         timing = b"queue;dur=%.1f, run;dur=%.1f" % (queued * 1000.0, ran * 1000.0)
         await self._answer(send, 200, out, rid, ((_SERVER_TIMING, timing),))
         return 200
+
+    async def _job(
+        self,
+        rest: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        auth: bytes | None,
+        clen: bytes | None,
+        rid: bytes,
+    ) -> int:
+        """``POST /v1/jobs/{function}``, ``GET`` / ``DELETE /v1/jobs/{id}``: the status sent."""
+        method = scope["method"]
+        try:
+            if self._token is not None:
+                self._authorize(auth)
+            if method == "POST":
+                # The call path's steps: nothing is queued unless the arguments are valid.
+                ep = self._endpoint(rest, method)
+                raw = await self._read_body(receive, clen)
+                kwargs = _validate(ep, _decode(raw), raw)
+                body = await self.jobs.submit(ep, kwargs, raw)
+                status = 202
+            elif method == "GET":
+                body = await self.jobs.get(rest)
+                status = 200
+            elif method == "DELETE":
+                body = await self.jobs.cancel(rest)
+                status = 200
+            else:
+                raise CallError(
+                    "method_not_allowed",
+                    "jobs are submitted with POST, read with GET and cancelled with DELETE",
+                    _ALLOW_JOB,
+                )
+        except CallError as err:
+            await self._answer(send, err.status, err.body, rid, err.headers)
+            return err.status
+        except _ClientGone:
+            return 0
+        await self._answer(send, status, body, rid)
+        return status
+
+    async def run_job(self, name: str, raw: bytes) -> bytes:
+        """Run one job of ``name`` with the arguments ``raw`` here, to its end (Modal's calls).
+
+        The arguments were checked when the job was submitted; they are
+        checked again, as the interface here may differ.
+        """
+        try:
+            ep = self._endpoint(name, "POST")
+            kwargs = _validate(ep, _decode(raw), raw)
+        except CallError as err:
+            return b'{"status":"failed","error":' + err.body[len(b'{"error":') :]
+        return await run_job(ep, kwargs, self.stream)
+
+    def stream(self, ep: _Endpoint, kwargs: dict[str, Any]) -> AsyncIterator[list[bytes]]:
+        """Start a streaming call: its lines, as they are produced (``_stream``)."""
+        return stream_lines(
+            self._executor,
+            ep.name,
+            ep.fn,
+            kwargs,
+            is_async=ep.is_async,
+            call_timeout=self.settings.call_timeout,
+            item_timeout=self.settings.item_timeout,
+        )
 
     def _authorize(self, auth: bytes | None) -> None:
         if not self._authorized(auth):
@@ -467,13 +559,7 @@ def _validate_exact(validator: SchemaValidator, raw: bytes) -> dict[str, Any] | 
 
 
 def _encode(result: Any) -> bytes:
-    try:
-        return orjson.dumps({"result": result}, default=default, option=OPTIONS)
-    except TypeError as exc:
-        fallback = dumps_fallback(result)
-        if fallback is None:
-            raise CallError("unserializable_result", describe_unserializable(result, exc)) from None
-        return fallback
+    return encode("result", result)
 
 
 def _where(frame: FrameType) -> str:

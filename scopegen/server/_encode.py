@@ -24,12 +24,15 @@ from typing import Any
 import orjson
 from pydantic_core import from_json
 
+from scopegen.server._errors import CallError
+
 __all__ = [
     "INVALID",
     "OPTIONS",
     "default",
     "describe_unserializable",
     "dumps_fallback",
+    "encode",
     "loads_exact",
 ]
 
@@ -48,6 +51,24 @@ def default(obj: Any) -> Any:
         # Arrays orjson declines (non-contiguous, object or float16 dtype).
         return obj.tolist()
     raise TypeError
+
+
+def encode(key: str, value: Any) -> bytes:
+    """``{key: value}`` as JSON: a call's ``result``, a stream's ``item``, a job's result.
+
+    The one place a value the function produced becomes wire bytes, so every
+    route encodes alike. Raises ``CallError("unserializable_result")`` naming
+    the offending part.
+    """
+    try:
+        return orjson.dumps({key: value}, default=default, option=OPTIONS)
+    except TypeError as exc:
+        fallback = dumps_fallback(value, key)
+        if fallback is None:
+            raise CallError(
+                "unserializable_result", describe_unserializable(value, exc, key)
+            ) from None
+        return fallback
 
 
 def loads_exact(raw: bytes) -> Any:
@@ -73,13 +94,13 @@ def loads_exact(raw: bytes) -> Any:
     return data
 
 
-def dumps_fallback(result: Any) -> bytes | None:
-    """Encode a result orjson refused when only integers past 64 bits stopped it."""
-    if _find(result, "result", 0, set(), big_ints=True) is not None:
+def dumps_fallback(result: Any, key: str = "result") -> bytes | None:
+    """Encode ``{key: result}`` orjson refused when only integers past 64 bits stopped it."""
+    if _find(result, key, 0, set(), big_ints=True) is not None:
         return None
     try:
         text = json.dumps(
-            {"result": result},
+            {key: result},
             default=_std_default,
             allow_nan=False,
             ensure_ascii=False,
@@ -101,12 +122,12 @@ def _std_default(obj: Any) -> Any:
 _MAX_DEPTH = 254  # orjson's own recursion limit is 255
 
 
-def describe_unserializable(value: Any, exc: Exception | None = None) -> str:
+def describe_unserializable(value: Any, exc: Exception | None = None, key: str = "result") -> str:
     """Say where in ``value`` the first non-JSON part is, what it is and how to fix it."""
-    found = _find(value, "result", 0, set())
+    found = _find(value, key, 0, set())
     if found is not None:
         return found
-    return f"the result could not be encoded as JSON: {exc}" if exc else "the result is not JSON"
+    return f"the {key} could not be encoded as JSON: {exc}" if exc else f"the {key} is not JSON"
 
 
 def _find(

@@ -24,13 +24,13 @@ import traceback
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from time import monotonic
-from types import TracebackType
+from types import CodeType, TracebackType
 from typing import Any
 
 from scopegen import protocol
 from scopegen.server._errors import CallError
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "add_call_frames"]
 
 _RETRY_SOON = ((protocol.RETRY_AFTER_HEADER.encode(), b"1"),)
 
@@ -247,6 +247,40 @@ class Executor:
         """Release the pool: running calls finish, queued ones are dropped."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """``fn(*args)`` on a worker (a streaming call's producer): the same pool and limit.
+
+        Refused (503 ``unavailable``) like a sync call while every worker is stuck.
+        """
+        watchdog = self._watchdog
+        if watchdog is not None and watchdog.stuck.count >= self.max_workers:
+            raise CallError(
+                "unavailable",
+                f"every worker ({self.max_workers}) is still running a call that ran past"
+                " its timeout; the call did not run",
+                _RETRY_SOON,
+            )
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def track(self) -> _TimedCall | None:
+        """A handle for a streaming call's worker, counted as stuck once it timed out."""
+        return _TimedCall() if self._watchdog is not None else None
+
+    def timed_out(self, call: _TimedCall | None) -> None:
+        """The stream got its timeout line (event loop): its worker is stuck until it stops."""
+        if call is not None and self._watchdog is not None:
+            self._watchdog.stuck.expired(call)
+            self._expired()
+
+    def finished(self, call: _TimedCall | None) -> None:
+        """The stream's worker is free again (worker thread)."""
+        if call is not None and self._watchdog is not None:
+            self._watchdog.stuck.finished(call)
+
+    def raised(self, name: str, exc: BaseException) -> CallError:
+        """The ``function_error`` for ``exc``, raised by exposed function ``name``."""
+        return self._raised(name, exc)
+
     def _timed_out(self, name: str) -> CallError:
         assert self.timeout is not None
         return CallError("timeout", f"{name} ran past the per-call timeout of {self.timeout:g} s")
@@ -298,5 +332,10 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
     return start
 
 
-# The frames that call the user's function.
-_CALL_FRAMES = frozenset({_invoke.__code__, _invoke_timed.__code__, Executor.run_async.__code__})
+# The frames that call the user's function (``add_call_frames``: the streaming producers).
+_CALL_FRAMES = {_invoke.__code__, _invoke_timed.__code__, Executor.run_async.__code__}
+
+
+def add_call_frames(*codes: CodeType) -> None:
+    """Frames that call the user's function, left out of ``function_error`` tracebacks."""
+    _CALL_FRAMES.update(codes)

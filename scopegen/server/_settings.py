@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
-from scopegen.protocol import TOKEN_ENV
+from scopegen.protocol import DEFAULT_JOB_TTL, DEFAULT_MAX_JOBS, TOKEN_ENV
 from scopegen.runtime import ModelPaths
 
 __all__ = ["DEFAULT_MAX_BODY", "ServerSettings"]
@@ -34,6 +34,9 @@ class ServerSettings:
     ``block_warning`` is how long (seconds) something may block the event
     loop, e.g. an ``async def`` that never awaits, before the server logs a
     warning naming it (``0``: never).
+    ``item_timeout`` bounds the wait for each item of a streaming result
+    (``call_timeout`` bounds the whole stream). Finished jobs are kept
+    ``job_ttl`` seconds; at most ``max_jobs`` jobs are kept.
     ``models_dir`` / ``models`` (model id -> local folder) feed
     ``get_model_path``; ``require_model_marker`` makes a models-dir entry count
     only once its download finished (used inside Modal).
@@ -41,6 +44,9 @@ class ServerSettings:
 
     token: str | None = field(default_factory=_token_from_env)
     call_timeout: float | None = None
+    item_timeout: float | None = None
+    job_ttl: float = DEFAULT_JOB_TTL
+    max_jobs: int = DEFAULT_MAX_JOBS
     block_warning: float = 0.5
     max_concurrency: int = 1
     max_body: int = DEFAULT_MAX_BODY
@@ -65,6 +71,12 @@ class ServerSettings:
             raise ValueError(f"max_body must be >= 1 byte, not {self.max_body}")
         if self.call_timeout is not None and not self.call_timeout > 0:
             raise ValueError(f"call_timeout must be > 0 seconds, not {self.call_timeout}")
+        if self.item_timeout is not None and not self.item_timeout > 0:
+            raise ValueError(f"item_timeout must be > 0 seconds, not {self.item_timeout}")
+        if not self.job_ttl > 0:
+            raise ValueError(f"job_ttl must be > 0 seconds, not {self.job_ttl}")
+        if self.max_jobs < 1:
+            raise ValueError(f"max_jobs must be >= 1, not {self.max_jobs}")
         if not self.block_warning >= 0:
             raise ValueError(f"block_warning must be >= 0 seconds, not {self.block_warning}")
 

@@ -36,7 +36,7 @@ from scopegen.testing._asgi import Driver, Response
 __all__ = ["CallError", "Interface", "Stream", "load"]
 
 # What a streaming function answers (docs/protocol.md, "Streaming results").
-STREAM_MEDIA_TYPE = "application/x-ndjson"
+STREAM_MEDIA_TYPE = protocol.NDJSON_MEDIA_TYPE
 
 
 class CallError(Exception):

@@ -70,6 +70,7 @@ def test_build_writes_the_client_project_and_the_modal_app(tmp_path: Path) -> No
         "rich_tools/src/rich_tools/_base_client.py",
         "rich_tools/src/rich_tools/_client.py",
         "rich_tools/src/rich_tools/_exceptions.py",
+        "rich_tools/src/rich_tools/_streaming.py",
         "rich_tools/src/rich_tools/py.typed",
         "rich_tools/src/rich_tools/types.py",
     } == files

@@ -98,7 +98,11 @@ def test_example_uses_injected_globals_like_the_seed(path: Path) -> None:
             ["get_model_info", "get_embedding", "compare_texts"],
             "sentence-transformers/all-MiniLM-L6-v2",
         ),
-        (GEMMA, ["get_model_info", "generate_text", "compare_texts"], "google/gemma-2-9b"),
+        (
+            GEMMA,
+            ["get_model_info", "generate_text", "compare_texts", "stream_text"],
+            "google/gemma-2-9b",
+        ),
     ],
     ids=["embeddings", "gemma"],
 )
@@ -301,6 +305,33 @@ def test_gemma_example_on_cpu_through_built_client(
     assert got["denied"] == "unauthorized"
 
 
+STREAM = """
+import json, time
+import gemma_example_tools as gemma_tools
+whole = gemma_tools.generate_text("Once upon a time", max_tokens=8)["generated"]
+t0 = time.monotonic()
+pieces = []
+for piece in gemma_tools.stream_text("Once upon a time", max_tokens=8):
+    pieces.append(piece)
+with gemma_tools.Client() as c:
+    with c.stream_text("hello", max_tokens=50) as stream:
+        first = next(stream)
+print(json.dumps({"whole": whole, "pieces": pieces, "first": first}))
+"""
+
+
+def test_gemma_streams_tokens_through_the_built_client(
+    gemma_client: Venv, gemma_server: RunningServer
+) -> None:
+    proc = _run_client(gemma_client, gemma_server, STREAM)
+    assert proc.returncode == 0, proc.stderr + gemma_server.log
+    got = json.loads(proc.stdout)
+    assert 1 < len(got["pieces"]) <= 8  # one piece per decoded token
+    # Greedy both ways: the pieces put together are generate_text's continuation.
+    assert "Once upon a time" + "".join(got["pieces"]) == got["whole"]
+    assert isinstance(got["first"], str) and got["first"]
+
+
 def test_agent_script_generates_text_with_gemma_client(
     gemma_client: Venv, gemma_server: RunningServer
 ) -> None:
@@ -310,6 +341,8 @@ def test_agent_script_generates_text_with_gemma_client(
     assert "1. get_model_info() -> " in out and "num_layers=2" in out
     assert "2. generate_text('Once upon a time', max_tokens=20) -> " in out
     assert "3. compare_texts('hello', 'hi') -> " in out
+    assert "4. submitted 5 compare_texts jobs" in out
+    assert "'goodbye': similarity " in out
 
 
 # --------------------------------------------------------------------------- make demo

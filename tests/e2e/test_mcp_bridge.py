@@ -35,6 +35,7 @@ from scopegen.mcp._remote import (
     outcome_from_response,
     resolve_url,
     result_schema,
+    returns_schema,
 )
 from tests._serving import RunningServer, running_server
 from tests._venvs import make_venv
@@ -129,6 +130,7 @@ class Harness:
         )
         self._lines: queue.Queue[bytes] = queue.Queue()
         self._next_id = 0
+        self.notifications: list[dict[str, Any]] = []
         assert self.proc.stdout is not None
         threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
 
@@ -163,6 +165,8 @@ class Harness:
                 raise AssertionError(f"the bridge closed stdout; stderr:\n{self.stderr}")
             message = orjson.loads(line)
             if message.get("id") != rid:
+                if "id" not in message:
+                    self.notifications.append(message)
                 continue  # a notification or a log message from the server
             if "error" in message:
                 raise RpcError(message["error"])
@@ -184,8 +188,13 @@ class Harness:
         tools: list[dict[str, Any]] = self.request("tools/list")["tools"]
         return tools
 
-    def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("tools/call", {"name": name, "arguments": arguments})
+    def call(
+        self, name: str, arguments: dict[str, Any], progress_token: str | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"name": name, "arguments": arguments}
+        if progress_token is not None:
+            params["_meta"] = {"progressToken": progress_token}
+        result: dict[str, Any] = self.request("tools/call", params)
         return result
 
     def close(self) -> int:
@@ -252,7 +261,7 @@ def test_tools_mirror_the_manifest_names_descriptions_and_schemas(
     for tool, fn in zip(tools, functions, strict=True):
         # Byte-for-byte the schema the server enforces (with its $defs).
         assert tool["inputSchema"] == fn["parameters"], tool["name"]
-        assert tool["outputSchema"] == result_schema(fn["returns"]), tool["name"]
+        assert tool["outputSchema"] == result_schema(returns_schema(fn)), tool["name"]
         if fn["doc"]:
             assert tool["description"] == fn["doc"]
         else:
@@ -280,6 +289,27 @@ def test_good_calls_return_the_result_as_text_and_structured_content(
     assert measure["structuredContent"] == {"result": {"length": 3, "extra": 2}}
     assert orjson.loads(_text(measure)) == {"length": 3, "extra": 2}
     assert echo["structuredContent"] == {"result": 1.5}
+
+
+def test_a_streaming_tool_sends_progress_per_item_and_returns_the_items(
+    sdk: SdkEnv, server: RunningServer
+) -> None:
+    with _bridge(sdk, server) as h:
+        result = h.call("countdown", {"start": 3}, progress_token="tok-7")
+        quiet = h.call("countdown", {"start": 2})  # no token: no progress
+        tools = {t["name"]: t for t in h.list_tools()}
+    assert not result.get("isError"), _text(result)
+    assert result["structuredContent"] == {"result": [3, 2, 1]}
+    assert orjson.loads(_text(result)) == [3, 2, 1]
+    assert quiet["structuredContent"] == {"result": [2, 1]}
+    progress = [n["params"] for n in h.notifications if n["method"] == "notifications/progress"]
+    assert [(p["progressToken"], p["progress"], p.get("message")) for p in progress] == [
+        ("tok-7", 1, "3"),
+        ("tok-7", 2, "2"),
+        ("tok-7", 3, "1"),
+    ]
+    schema = tools["countdown"]["outputSchema"]
+    assert schema["properties"]["result"] == {"type": "array", "items": {"type": "integer"}}
 
 
 def test_bad_arguments_and_raising_functions_are_tool_errors_and_the_bridge_keeps_serving(
@@ -325,7 +355,7 @@ def test_a_server_that_goes_away_gives_connection_failed_not_a_crashed_bridge(
         srv.proc.terminate()
         srv.proc.wait(timeout=10)
         gone = h.call("add", {"a": 1})
-        assert len(h.list_tools()) == 5  # the bridge itself still answers
+        assert len(h.list_tools()) == 6  # the bridge itself still answers
     assert before["structuredContent"] == {"result": 2}
     assert gone["isError"]
     assert _text(gone).startswith(f"connection_failed: could not connect to {srv.url}")
@@ -529,4 +559,5 @@ def test_manifest_is_the_one_the_server_serves(server: RunningServer) -> None:
         "measure",
         "fail",
         "slow_echo",
+        "countdown",
     ]

@@ -581,3 +581,108 @@ def test_a_container_whose_workers_are_all_stuck_asks_modal_to_stop_sending_inpu
         assert len(stub.requests) == 1
         time.sleep(1.8)
     assert "asking Modal to send this container no more inputs" in caplog.text
+
+
+# --------------------------------------------------------------------------- jobs on Modal
+
+
+class _FakeCall:
+    """Modal's cloud side of one function call (spawn / from_id), run in this process.
+
+    What runs is real: the generated ``run_job`` body (``modal_runtime.run_job``) on
+    the real app; only Modal's routing of the call to a container is faked.
+    """
+
+    calls: ClassVar[dict[str, _FakeCall]] = {}
+
+    def __init__(self, task: asyncio.Task[bytes]) -> None:
+        self.object_id = f"fc-{len(self.calls) + 1}"
+        self.task = task
+        self.cancelled = False
+        self.calls[self.object_id] = self
+        self.get = type("Get", (), {"aio": self._get})()
+        self.cancel = type("Cancel", (), {"aio": self._cancel})()
+
+    async def _get(self, timeout: float | None = None) -> bytes:
+        from modal import exception
+
+        if self.cancelled:
+            raise exception.InputCancellation("cancelled")
+        if not self.task.done():
+            raise exception.TimeoutError("not yet")
+        return self.task.result()
+
+    async def _cancel(self) -> None:
+        self.cancelled = True
+        self.task.cancel()
+
+
+def test_jobs_on_modal_are_function_calls_any_container_can_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modal
+
+    from scopegen.modal_runtime import ModalJobs, run_job
+
+    interface = write_interface(
+        tmp_path / "jobs",
+        """\
+        import time
+        from collections.abc import Iterator
+
+
+        @expose
+        def nap(seconds: float) -> float:
+            time.sleep(seconds)
+            return seconds
+
+
+        @expose
+        def count(n: int) -> Iterator[int]:
+            yield from range(n)
+        """,
+    )
+    spawned: list[tuple[str, bytes]] = []
+
+    async def spawn(function: str, arguments: bytes) -> _FakeCall:
+        spawned.append((function, arguments))
+        return _FakeCall(asyncio.ensure_future(run_job(app, function, arguments)))
+
+    method = type("Method", (), {"spawn": type("Spawn", (), {"aio": staticmethod(spawn)})()})()
+    app = create_asgi_app(interface, models_dir=str(tmp_path), job_method=lambda: method)
+    assert isinstance(app.jobs, ModalJobs)
+    monkeypatch.setattr(modal.FunctionCall, "from_id", lambda call_id: _FakeCall.calls[call_id])
+
+    async def flow() -> dict[str, Any]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            out: dict[str, Any] = {}
+            r = await client.post("/v1/jobs/nap", json={"seconds": 0.3})
+            out["submitted"] = (r.status_code, r.json()["job"])
+            job_id = r.json()["job"]["id"]
+            out["running"] = (await client.get(f"/v1/jobs/{job_id}")).json()["job"]
+            await asyncio.sleep(0.6)
+            out["done"] = (await client.get(f"/v1/jobs/{job_id}")).json()["job"]
+            stream_id = (await client.post("/v1/jobs/count", json={"n": 3})).json()["job"]["id"]
+            await asyncio.sleep(0.3)
+            out["stream"] = (await client.get(f"/v1/jobs/{stream_id}")).json()["job"]
+            slow = (await client.post("/v1/jobs/nap", json={"seconds": 5})).json()["job"]["id"]
+            await asyncio.sleep(0.05)
+            out["cancel"] = (await client.delete(f"/v1/jobs/{slow}")).json()["job"]
+            out["after_cancel"] = (await client.get(f"/v1/jobs/{slow}")).json()["job"]
+            bad = await client.post("/v1/jobs/nap", json={"seconds": "x"})
+            out["bad"] = bad.status_code
+            out["unknown"] = (await client.get("/v1/jobs/not-a-call")).status_code
+            return out
+
+    out = asyncio.run(flow())
+    status, job = out["submitted"]
+    assert status == 202 and job["status"] == "queued"
+    assert job["id"] == "fc-1.nap" and job["function"] == "nap"
+    assert out["running"]["status"] == "running"
+    assert out["done"]["status"] == "succeeded" and out["done"]["result"] == 0.3
+    assert out["stream"]["status"] == "succeeded" and out["stream"]["result"] == [0, 1, 2]
+    assert out["cancel"]["status"] == "cancelled"
+    assert out["after_cancel"]["status"] == "cancelled"
+    assert out["bad"] == 422 and out["unknown"] == 404
+    assert [f for f, _ in spawned] == ["nap", "count", "nap"]  # the 422 spawned nothing

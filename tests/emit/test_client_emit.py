@@ -30,6 +30,7 @@ EXPECTED_FILES = {
     "edge/src/edge/_base_client.py",
     "edge/src/edge/_client.py",
     "edge/src/edge/_exceptions.py",
+    "edge/src/edge/_streaming.py",
     "edge/src/edge/py.typed",
     "edge/src/edge/types.py",
 }

@@ -227,7 +227,8 @@ def test_defaults_follow_the_documented_values(heavy_app: Path) -> None:
     assert info.cloud_bucket_mounts == {}
     assert (info.cpu, info.memory_mib, info.ephemeral_disk_mib) == (None, None, None)
     assert (info.regions, info.cloud) == (None, None)
-    assert info.method_names == ["web"]
+    # The web endpoint, and the method each job runs as (a Modal function call).
+    assert sorted(info.method_names) == ["run_job", "web"]
     # requires_proxy_auth=True is the default: the endpoint is not public.
     assert info.method_details["web"].unauthenticated is False
     hidden = load_settings(function)

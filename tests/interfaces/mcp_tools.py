@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Literal, TypedDict
 
 from scopegen import expose
@@ -43,3 +44,9 @@ def fail(reason: str) -> None:
 async def slow_echo(value: float) -> float:
     await asyncio.sleep(0)
     return value
+
+
+@expose
+def countdown(start: int) -> Iterator[int]:
+    """Count down from start to 1, one item each."""
+    yield from range(start, 0, -1)

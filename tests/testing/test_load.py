@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,43 @@ def test_the_plugin_fixture_loads_beside_the_test_file_once(scopegen_load: Any) 
     assert first.add(a=1, b=2) == 3
     assert scopegen_load(BASIC) is first
     assert scopegen_load(BASIC, call_timeout=1.0) is not first
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+STREAMS = INTERFACES / "server_stream.py"
+
+
+@pytest.fixture(scope="module")
+def streams() -> Iterator[Interface]:
+    with load(STREAMS, max_concurrency=2) as loaded:
+        yield loaded
+
+
+@pytest.mark.parametrize("fn", ["count", "acount"])
+def test_streaming_functions_return_their_items(streams: Interface, fn: str) -> None:
+    assert list(streams.call(fn, n=3)) == [0, 1, 2]
+
+
+def test_streamed_items_are_decoded_like_results(streams: Interface) -> None:
+    assert list(streams.tokens("a b")) == [{"index": 0, "text": "a"}, {"index": 1, "text": "b"}]
+
+
+def test_a_midstream_error_raises_after_the_items(streams: Interface) -> None:
+    got: list[Any] = []
+    with pytest.raises(CallError) as info:
+        got.extend(streams.fail_after(2))
+    assert got == [0, 1]
+    assert info.value.code == "function_error" and info.value.type == "ValueError"
+
+
+def test_closing_a_stream_stops_the_generator(
+    streams: Interface, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with streams.count(1004, 0.05) as stream:
+        assert next(iter(stream)) == 0
+    deadline = time.monotonic() + 2.0
+    while "MARK count finally 1004" not in capfd.readouterr().err:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
