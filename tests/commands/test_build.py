@@ -66,6 +66,7 @@ def test_build_writes_the_client_project_and_the_modal_app(tmp_path: Path) -> No
         "modal_download.py",
         "rich_tools/README.md",
         "rich_tools/pyproject.toml",
+        "rich_tools/src/rich_tools/README.md",
         "rich_tools/src/rich_tools/__init__.py",
         "rich_tools/src/rich_tools/_base_client.py",
         "rich_tools/src/rich_tools/_client.py",
