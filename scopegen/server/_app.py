@@ -424,10 +424,11 @@ class ScopegenApp:
                 body = await self.jobs.cancel(rest)
                 status = 200
             else:
+                # /v1/jobs/<function> is submitted to; /v1/jobs/<id> is read and cancelled.
                 raise CallError(
                     "method_not_allowed",
                     "jobs are submitted with POST, read with GET and cancelled with DELETE",
-                    _ALLOW_JOB,
+                    _ALLOW_POST if rest in self._endpoints else _ALLOW_JOB,
                 )
         except CallError as err:
             await self._answer(send, err.status, err.body, rid, err.headers)

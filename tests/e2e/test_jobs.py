@@ -112,7 +112,10 @@ def test_unknown_job_and_methods(client: httpx.Client) -> None:
     for method in ("GET", "DELETE"):
         r = client.request(method, "/v1/jobs/does-not-exist")
         assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_job"
+    # The Allow header lists what the path's OpenAPI operation documents.
     r = client.put("/v1/jobs/add")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    r = client.put("/v1/jobs/does-not-exist")
     assert r.status_code == 405 and r.headers["allow"] == "GET, DELETE"
 
 
