@@ -25,7 +25,7 @@ from typing import Any
 from _common import BENCH_DIR, PY, find_wrk, fmt, loadgen_name, machine
 
 # Known scripts first, in this order; any other bench_*.py follows; soak.py runs last.
-ORDER = ["bench_lint.py", "bench_server.py", "bench_client.py"]
+ORDER = ["bench_lint.py", "bench_server.py", "bench_client.py", "bench_tensors.py"]
 # Extra runs of a script: the pure-Python server run shows what httptools + uvloop buy.
 EXTRA_RUNS = {"bench_server.py": [["--pure-python", "--rounds", "3", "--no-app-side"]]}
 

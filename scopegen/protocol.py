@@ -65,6 +65,14 @@ __all__ = [
     "RETRY_JITTER",
     "RETRY_STATUSES",
     "SERVER_TIMING_HEADER",
+    "TENSOR_ALIGN",
+    "TENSOR_BASE64_PATTERN",
+    "TENSOR_DTYPES",
+    "TENSOR_KEY",
+    "TENSOR_MAGIC",
+    "TENSOR_MAX_NDIM",
+    "TENSOR_MEDIA_TYPE",
+    "TENSOR_SCHEMA_KEY",
     "TOKEN_ENV",
     "WWW_AUTHENTICATE_HEADER",
     "ErrorCode",
@@ -74,6 +82,7 @@ __all__ = [
     "reserved_function_name",
     "reserved_type_name",
     "retry_delay",
+    "tensor_schema",
 ]
 
 # --------------------------------------------------------------------------- routes
@@ -516,3 +525,74 @@ def reserved_function_name(name: str) -> bool:
 def reserved_type_name(name: str) -> bool:
     """The generated client cannot name a type ``name`` (private, or a name ``types.py`` binds)."""
     return name.startswith("_") or name in CLIENT_RESERVED_TYPE_NAMES
+
+
+# --------------------------------------------------------------------------- tensors
+
+# A tensor on the wire (docs/protocol.md, "Tensors"). The JSON form is the object
+# ``{"$tensor": {"dtype": ..., "shape": [...], "data": "<base64>"}}``: C-order,
+# little-endian bytes. The binary form (``TENSOR_MEDIA_TYPE``) is a JSON envelope
+# where each tensor is ``{"$tensor": {"dtype", "shape", "offset", "nbytes"}}``
+# followed by the raw buffers; see ``TENSOR_MAGIC``.
+TENSOR_KEY: Final = "$tensor"
+# The schema annotation the manifest and OpenAPI put on a tensor's JSON form.
+TENSOR_SCHEMA_KEY: Final = "x-scopegen-tensor"
+# Wire dtype names and their item sizes in bytes, in the order docs list them.
+TENSOR_DTYPES: Final[dict[str, int]] = {
+    "bool": 1,
+    "int8": 1,
+    "int16": 2,
+    "int32": 4,
+    "int64": 8,
+    "uint8": 1,
+    "float16": 2,
+    "bfloat16": 2,
+    "float32": 4,
+    "float64": 8,
+}
+# The binary framing's media type: the server answers in it only when ``Accept``
+# names it explicitly; requests send it as ``Content-Type``.
+TENSOR_MEDIA_TYPE: Final = "application/x-scopegen-tensors"
+# Binary framing: MAGIC (4 bytes), the envelope's length (u32 little-endian), the
+# envelope (UTF-8 JSON), zero padding up to a multiple of TENSOR_ALIGN from the start
+# of the body, then the buffer section; a tensor's ``offset`` counts from there.
+TENSOR_MAGIC: Final = b"SGT1"
+TENSOR_ALIGN: Final = 64
+# The most dimensions a tensor may have (numpy's own limit).
+TENSOR_MAX_NDIM: Final = 64
+# Standard (padded) base64, as the JSON form's ``data`` must be.
+TENSOR_BASE64_PATTERN: Final = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
+def tensor_schema(dtype: str | None) -> dict[str, object]:
+    """The JSON Schema of a tensor's JSON form, with ``x-scopegen-tensor`` (its dtype if declared).
+
+    A schema cannot say that ``data`` holds exactly ``prod(shape) * itemsize``
+    bytes; the server checks that and answers 422 when it does not hold.
+    """
+    dtypes = [dtype] if dtype is not None else list(TENSOR_DTYPES)
+    header: dict[str, object] = {
+        "type": "object",
+        "properties": {
+            "dtype": {"enum": dtypes},
+            "shape": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0},
+                "maxItems": TENSOR_MAX_NDIM,
+            },
+            "data": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "pattern": TENSOR_BASE64_PATTERN,
+            },
+        },
+        "required": ["dtype", "shape", "data"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {TENSOR_KEY: header},
+        "required": [TENSOR_KEY],
+        "additionalProperties": False,
+        TENSOR_SCHEMA_KEY: {"dtype": dtype} if dtype is not None else {},
+    }

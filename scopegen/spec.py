@@ -7,7 +7,7 @@ All nodes are frozen dataclasses so they can be hashed, shared and compared.
 Wire types form a small closed language (``docs/protocol.md``, "Wire types")::
 
     WireType = Primitive | AnyType | ListType | TupleType | DictType
-             | UnionType | LiteralType | RefType
+             | UnionType | LiteralType | RefType | TensorType
 
 ``RefType`` names a ``TypeDef`` (``ObjectDef`` for TypedDict / dataclass /
 BaseModel, ``EnumDef`` for Enum) that lives in ``Interface.types``.
@@ -30,6 +30,7 @@ __all__ = [
     "FLOAT",
     "INT",
     "NONE",
+    "NUMPY_SCALARS",
     "STR",
     "AnyType",
     "DictType",
@@ -46,6 +47,7 @@ __all__ = [
     "Parameter",
     "Primitive",
     "RefType",
+    "TensorType",
     "TupleType",
     "TypeDef",
     "UnionType",
@@ -66,6 +68,7 @@ LiteralValue: TypeAlias = bool | int | str | None
 PrimitiveName = Literal["str", "int", "float", "bool", "none"]
 ParamKind = Literal["positional_or_keyword", "keyword_only", "var_keyword"]
 ObjectKind = Literal["typeddict", "dataclass", "basemodel"]
+TensorKind = Literal["torch", "numpy"]
 
 
 # --------------------------------------------------------------------------- wire types
@@ -120,8 +123,29 @@ class RefType:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    """``torch.Tensor`` / ``numpy.ndarray`` / ``NDArray[np.float32]``: a tensor on the wire.
+
+    ``kind`` is what the function receives (the server converts to it);
+    ``dtype`` is the wire dtype name (``scopegen.protocol.TENSOR_DTYPES``) when the
+    annotation declares one, else ``None`` (any listed dtype).
+    """
+
+    kind: TensorKind
+    dtype: str | None = None
+
+
 WireType: TypeAlias = (
-    Primitive | AnyType | ListType | TupleType | DictType | UnionType | LiteralType | RefType
+    Primitive
+    | AnyType
+    | ListType
+    | TupleType
+    | DictType
+    | UnionType
+    | LiteralType
+    | RefType
+    | TensorType
 )
 
 STR = Primitive("str")
@@ -328,6 +352,9 @@ def fits(value: JSONValue, t: WireType | None, types: Mapping[str, TypeDef]) -> 
         )
     if isinstance(t, DictType):
         return isinstance(value, dict) and all(fits(v, t.value, types) for v in value.values())
+    if isinstance(t, TensorType):
+        # A literal default is never a tensor; the JSON form is an object.
+        return isinstance(value, dict) and "$tensor" in value
     td = types.get(t.name)
     if isinstance(td, EnumDef):
         return any(_same_json(value, v) for _, v in td.members)
@@ -369,6 +396,20 @@ def referenced_types(roots: list[WireType], types: Mapping[str, TypeDef]) -> lis
 
 # --------------------------------------------------------------------------- Python spelling
 
+# Wire dtype -> the numpy scalar type that ``NDArray[...]`` names. bfloat16 is
+# ``ml_dtypes.bfloat16`` at run time, typed ``NDArray[Any]`` (no numpy scalar type).
+NUMPY_SCALARS: dict[str, str] = {
+    "bool": "bool_",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "uint8": "uint8",
+    "float16": "float16",
+    "float32": "float32",
+    "float64": "float64",
+}
+
 
 def py_str(s: str) -> str:
     """A Python string literal, double-quoted when that needs no escapes."""
@@ -403,6 +444,18 @@ def python_type(
         return "tuple[" + ", ".join(python_type(i, ref, used) for i in t.items) + "]"
     if isinstance(t, DictType):
         return f"dict[str, {python_type(t.value, ref, used)}]"
+    if isinstance(t, TensorType):
+        # The client's spelling (it returns numpy arrays): ``NDArray[np.float32]``.
+        if used is not None:
+            used.add("NDArray")
+        scalar = NUMPY_SCALARS.get(t.dtype or "")
+        if scalar is None:
+            if used is not None:
+                used.add("Any")
+            return "NDArray[Any]"
+        if used is not None:
+            used.add("np")
+        return f"NDArray[np.{scalar}]"
     if isinstance(t, (UnionType, LiteralType)):
         parts = list(dict.fromkeys(_union_parts(t, ref, used)))
         # ``X | None`` reads better than ``None | X`` (and linters ask for it).

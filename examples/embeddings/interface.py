@@ -3,9 +3,10 @@
 
 Written the way the scoped-sandbox document writes interface files:
 ``get_model_path`` and ``expose`` are injected by the server (no scopegen
-import), the model loads once at module level, and every function returns
-plain JSON data. The results are TypedDicts, so the generated client hands
-the agent typed objects (``info.hidden_size``) instead of bare dicts.
+import) and the model loads once at module level. The results are
+TypedDicts, so the generated client hands the agent typed objects
+(``info.hidden_size``) instead of bare dicts; the embedding is a tensor,
+which crosses the wire as raw bytes and reaches the client as a numpy array.
 
 Pooling follows the model's sentence-transformers configuration (mean of
 the last hidden state over real tokens, then L2 normalisation), so
@@ -39,7 +40,7 @@ class ModelInfo(TypedDict):
 class Embedding(TypedDict):
     text: str
     dimension: int
-    embedding: list[float]
+    embedding: torch.Tensor
 
 
 class Similarity(TypedDict):
@@ -77,7 +78,7 @@ def get_model_info() -> ModelInfo:
 def get_embedding(text: str) -> Embedding:
     """Embed one text: a unit-length vector of ``hidden_size`` floats."""
     vector = _embed([text])[0]
-    return {"text": text, "dimension": vector.shape[0], "embedding": vector.tolist()}
+    return {"text": text, "dimension": vector.shape[0], "embedding": vector}
 
 
 @expose

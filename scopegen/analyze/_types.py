@@ -37,6 +37,7 @@ Reason = Literal[
     "enum_mixed",  # an enum with both str and int values
     "stream_args",  # ``Generator[T, S, R]`` with a send or return type other than None
     "stream_kind",  # ``async def`` with ``-> Iterator[T]``, or ``def`` with ``-> AsyncIterator[T]``
+    "tensor_dtype",  # ``NDArray[np.complex64]``: a dtype that does not cross the wire
 ]
 
 
@@ -103,6 +104,23 @@ _STREAMS: dict[str, tuple[bool, int]] = {
         ("AsyncIterator", (True, 0)),
         ("AsyncGenerator", (True, 1)),
     )
+}
+# Tensor annotations (docs/protocol.md, "Tensors"): the kind the function receives.
+_TENSORS: dict[str, spec.TensorKind] = {
+    "torch.Tensor": "torch",
+    "numpy.ndarray": "numpy",
+    "numpy.typing.NDArray": "numpy",
+    "numpy.typing._generic_alias.NDArray": "numpy",
+}
+# ``NDArray[X]``'s ``X`` -> the wire dtype; ``None`` for "any dtype".
+_TENSOR_DTYPES: dict[str, str | None] = {
+    **{f"numpy.{name}": name for name in spec.NUMPY_SCALARS if name != "bool"},
+    "numpy.bool_": "bool",
+    "numpy.bool": "bool",
+    "ml_dtypes.bfloat16": "bfloat16",
+    "typing.Any": None,
+    "typing_extensions.Any": None,
+    "numpy.generic": None,
 }
 
 
@@ -214,6 +232,8 @@ class TypeConverter:
             return spec.DictType()
         if qn in _TUPLE:
             return spec.TupleType((spec.ANY,), variadic=True)
+        if qn in _TENSORS:
+            return spec.TensorType(_TENSORS[qn])
         if isinstance(node, cst.Name) and node.value in self.names.assignments:
             return self._alias(node.value, node, problems)
         reason: Reason = "unresolved" if self._is_unresolved(node) else "not_wire"
@@ -282,6 +302,8 @@ class TypeConverter:
             return self._literal(args, problems)
         if qn in _ANNOTATED or qn in _REQUIRED:
             return self._convert(args[0], problems) if args else spec.ANY
+        if qn in _TENSORS and _TENSORS[qn] == "numpy":
+            return self._ndarray(qn, args, problems)
         if isinstance(node.value, cst.Name) and node.value.value in self.names.assignments:
             # Generic aliases are out of scope; treat the alias itself.
             return self._alias(node.value.value, node, problems)
@@ -291,6 +313,23 @@ class TypeConverter:
         reason: Reason = "unresolved" if unresolved else "not_wire"
         problems.append(Problem(node, reason, _spelling(node.value), qn, subscripted=True))
         return spec.ANY
+
+    def _ndarray(
+        self, qn: str, args: list[cst.BaseExpression], problems: list[Problem]
+    ) -> spec.WireType:
+        """``NDArray[np.float32]`` / ``np.ndarray[Any, np.dtype[np.float32]]``: the dtype."""
+        scalar = args[0] if qn != "numpy.ndarray" else (args[1] if len(args) == 2 else None)
+        if isinstance(scalar, cst.Subscript) and self.names.qualify(scalar.value) == "numpy.dtype":
+            inner = scalar.slice[0].slice if len(scalar.slice) == 1 else None
+            scalar = inner.value if isinstance(inner, cst.Index) else None
+        if scalar is None:
+            return spec.TensorType("numpy")
+        sq = self.names.qualify(scalar) if isinstance(scalar, (cst.Name, cst.Attribute)) else None
+        if sq is None or sq not in _TENSOR_DTYPES:
+            subject = _spelling(scalar) if sq is not None else "?"
+            problems.append(Problem(scalar, "tensor_dtype", subject, sq or ""))
+            return spec.TensorType("numpy")
+        return spec.TensorType("numpy", _TENSOR_DTYPES[sq])
 
     def _one(
         self, node: cst.CSTNode, args: list[cst.BaseExpression], problems: list[Problem]

@@ -43,12 +43,14 @@ from scopegen.spec import (
     ObjectDef,
     Primitive,
     RefType,
+    TensorType,
     TupleType,
     TypeDef,
     UnionType,
     WireType,
     admits_none,
     py_str,
+    referenced_types,
 )
 
 __all__ = ["CLIENT_VERSION", "EmitError", "emit_client", "header_text", "validate_package_name"]
@@ -154,6 +156,8 @@ def emit_client(
     }
     if default_url is not None:
         values["default_url"] = default_url
+    tensors = uses_tensors(interface)
+    values |= _tensor_values(tensors)
     types = interface.type_map()
     src = f"{package}/src/{package}"
     readme = _readme(interface, types, values | {"header": f"<!-- {header} -->"})
@@ -170,6 +174,8 @@ def emit_client(
         f"{src}/types.py": _types_module(interface, values),
         f"{src}/py.typed": f"# {header}\n",
     }
+    if tensors:
+        files[f"{src}/_tensors.py"] = render_template("client/src/_tensors.py.tmpl", **values)
     return dict(sorted(files.items()))
 
 
@@ -246,6 +252,52 @@ _PROTOCOL_VALUES: dict[str, str] = {
     "job_finished": ", ".join(py_str(s) for s in sorted(protocol.JOB_FINISHED)),
     "code_statuses": ", ".join(f"{py_str(e.code)}: {e.status}" for e in protocol.ERRORS),
 }
+
+
+_DEPENDENCIES = ("httpx>=0.27,<1", "orjson>=3.10,<4", "pydantic>=2.6,<3")
+# Only packages of interfaces that use tensors need these (never torch).
+_TENSOR_DEPENDENCIES = ("ml_dtypes>=0.4", "numpy>=1.26")
+
+# ``_base_client``'s tensor hooks: plain JSON, or the codec of ``_tensors.py``.
+_JSON_HOOKS = """\
+_ACCEPT: Final = "application/json"
+
+
+def _encode_tensors(args: dict[str, Any], default: Callable[[Any], Any]) -> bytes:
+    return orjson.dumps(args, default=default)
+
+
+def _decode_result(content: bytes, headers: httpx.Headers) -> Any:
+    return orjson.loads(content)["result"]
+"""
+_TENSOR_HOOKS = f"""\
+_ACCEPT: Final = "{protocol.TENSOR_MEDIA_TYPE}, application/json"
+
+
+def _encode_tensors(args: dict[str, Any], default: Callable[[Any], Any]) -> bytes:
+    from ._tensors import encode_request
+
+    return encode_request(args, default)
+
+
+def _decode_result(content: bytes, headers: httpx.Headers) -> Any:
+    from ._tensors import decode_result
+
+    return decode_result(content, headers)
+"""
+
+
+def _tensor_values(tensors: bool) -> dict[str, str]:
+    deps = sorted(_DEPENDENCIES + (_TENSOR_DEPENDENCIES if tensors else ()))
+    return {
+        "dependencies": "\n".join(f'    "{d}",' for d in deps),
+        "tensor_hooks": _TENSOR_HOOKS if tensors else _JSON_HOOKS,
+        "tensors": repr(tensors),
+        "tensor_media_type": protocol.TENSOR_MEDIA_TYPE,
+        "tensor_key": protocol.TENSOR_KEY,
+        "tensor_magic": repr(protocol.TENSOR_MAGIC),
+        "tensor_align": str(protocol.TENSOR_ALIGN),
+    }
 
 
 def _remote_tree(indent: str) -> str:
@@ -453,7 +505,9 @@ def _client_module(
     imports.append("from collections.abc import Callable, Mapping")
     typing_names = sorted((names.used & {"Any", "Literal"}) | {"Any", "final"})
     imports.append(f"from typing import {', '.join(typing_names)}")
-    imports += ["", "import httpx", ""]
+    imports += ["", "import httpx"]
+    # numpy joins httpx's third-party group.
+    imports += [*_tensor_imports(names.used)[:-1], ""]
     if "types" in names.used:
         imports.append("from . import types")
     line = f"from ._base_client import {', '.join(_isort(base_names))}"
@@ -475,6 +529,39 @@ def _client_module(
         sync_jobs="\n".join(sync_jobs),
         async_jobs="\n".join(async_jobs),
     )
+
+
+def _tensor_imports(used: set[str]) -> list[str]:
+    """numpy's imports for tensor annotations (a third-party group, then a blank line)."""
+    lines = ["import numpy as np"] if "np" in used else []
+    if "NDArray" in used:
+        lines.append("from numpy.typing import NDArray")
+    return [*lines, ""] if lines else []
+
+
+def uses_tensors(interface: Interface) -> bool:
+    """Does any function take or return a tensor (then the package gets ``_tensors.py``)?"""
+    roots = [p.type for fn in interface.functions for p in fn.params]
+    roots += [fn.returns for fn in interface.functions]
+    types = interface.type_map()
+    for name in referenced_types(roots, types):
+        td = types[name]
+        roots += [f.type for f in td.fields] if isinstance(td, ObjectDef) else []
+    return any(_has_tensor(t) for t in roots)
+
+
+def _has_tensor(t: WireType | None) -> bool:
+    if isinstance(t, TensorType):
+        return True
+    if isinstance(t, ListType):
+        return _has_tensor(t.item)
+    if isinstance(t, DictType):
+        return _has_tensor(t.value)
+    if isinstance(t, TupleType):
+        return any(_has_tensor(i) for i in t.items)
+    if isinstance(t, UnionType):
+        return any(_has_tensor(o) for o in t.options)
+    return False
 
 
 def _isort(names: set[str]) -> list[str]:
@@ -519,6 +606,7 @@ def _init_module(
     typing_names = sorted(names.used & {"Any", "Literal"})
     if typing_names:
         imports += [f"from typing import {', '.join(typing_names)}", ""]
+    imports += _tensor_imports(names.used)
     imports.append("from . import types")
     imports.append("from ._base_client import INTERFACE_HASH, NOT_GIVEN, NotGiven, RawResponse")
     imports.append("from ._client import AsyncClient, AsyncJobs, Client, Jobs, _default_client")
@@ -637,10 +725,13 @@ def _types_module(interface: Interface, values: Mapping[str, str]) -> str:
     )
     if typing_names:
         imports.append(f"from typing import {', '.join(typing_names)}")
+    third_party = _tensor_imports(names.used)[:-1]
     if objects:
         pyd = ["BaseModel", "ConfigDict"] + (["Field"] if needs_field else [])
+        third_party.append(f"from pydantic import {', '.join(pyd)}")
+    if third_party:
         # isort: a blank line between the standard library and third-party groups.
-        imports += [*([""] if imports else []), f"from pydantic import {', '.join(pyd)}"]
+        imports += [*([""] if imports else []), *third_party]
     if enums:
         imports += ["", "from ._exceptions import InterfaceMismatchWarning"]
     body: list[str] = [""]
@@ -654,7 +745,12 @@ def _types_module(interface: Interface, values: Mapping[str, str]) -> str:
     if enums:
         body += ["", "", *_OPEN_ENUM]
     if objects:
-        body += ["", "", *_MODEL_BASE]
+        model_base = list(_MODEL_BASE)
+        if uses_tensors(interface):
+            # numpy arrays are arbitrary types to pydantic.
+            model_base = [line.replace('extra="allow"', 'extra="allow",') for line in model_base]
+            model_base.insert(model_base.index("    )"), "        arbitrary_types_allowed=True,")
+        body += ["", "", *model_base]
         if needs_absent:
             body += [
                 "",
@@ -845,6 +941,8 @@ def _example(t: WireType, types: Mapping[str, TypeDef], package: str) -> str:
         return _example(t.options[0], types, package)
     if isinstance(t, AnyType):
         return "..."
+    if isinstance(t, TensorType):
+        return "np.zeros(3)"
     assert isinstance(t, RefType)
     td = types.get(t.name)
     if isinstance(td, EnumDef) and td.members:

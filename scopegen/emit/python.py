@@ -20,6 +20,7 @@ from scopegen.spec import (
     LiteralType,
     Parameter,
     Primitive,
+    RefType,
     TupleType,
     TypeDef,
     UnionType,
@@ -136,6 +137,8 @@ def _render(
         if any(p is None for p in pairs):
             return None
         return "{" + ", ".join(f"{py_str(k)}: {v}" for k, v in zip(value, pairs, strict=True)) + "}"
+    if not isinstance(t, RefType):
+        return None  # a tensor: never a literal default
     td = types.get(t.name)
     if isinstance(td, EnumDef):
         for member, member_value in td.members:

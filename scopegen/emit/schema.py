@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from scopegen.protocol import tensor_schema
 from scopegen.spec import (
     AnyType,
     DictType,
@@ -23,6 +24,7 @@ from scopegen.spec import (
     ListType,
     LiteralType,
     Primitive,
+    TensorType,
     TupleType,
     TypeDef,
     UnionType,
@@ -98,6 +100,8 @@ def type_schema(t: WireType) -> dict[str, Any]:
         if len(t.values) == 1:
             return {"const": t.values[0]}
         return {"enum": list(t.values)}
+    if isinstance(t, TensorType):
+        return tensor_schema(t.dtype)
     return {"$ref": f"#/$defs/{t.name}"}
 
 

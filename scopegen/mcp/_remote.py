@@ -18,6 +18,7 @@ import httpx
 import orjson
 
 from scopegen import __version__, protocol
+from scopegen.mcp._tensors import mentions_tensors, summarize_tensors
 
 __all__ = [
     "BridgeStartError",
@@ -149,7 +150,8 @@ def result_schema(returns: object) -> dict[str, Any] | None:
     The return schema's ``$defs`` move to the top so its ``#/$defs/...`` refs
     still resolve.
     """
-    if not isinstance(returns, dict):
+    if not isinstance(returns, dict) or mentions_tensors(returns):
+        # A tensor result is summarised as text, which its JSON form's schema does not admit.
         return None
     inner = {k: v for k, v in returns.items() if k != "$defs"}
     schema: dict[str, Any] = {
@@ -457,7 +459,8 @@ def outcome_from_response(status: int, content: bytes) -> CallOutcome:
         payload = None
     if status == 200:
         if isinstance(payload, dict) and "result" in payload:
-            value = payload["result"]
+            # Tensors become summaries: far under an agent's tool-result limit.
+            value = summarize_tensors(payload["result"])
             text = value if isinstance(value, str) else _json_text(value)
             return CallOutcome(True, text, {"result": value})
         return CallOutcome(

@@ -49,6 +49,7 @@ from scopegen.server._loopwatch import LoopWatch
 from scopegen.server._settings import ServerSettings
 from scopegen.server._stream import respond as respond_stream
 from scopegen.server._stream import stream_lines
+from scopegen.server._tensors import TensorPolicy
 from scopegen.server._validate import build_validator, error_details
 
 __all__ = ["ScopegenApp"]
@@ -101,6 +102,8 @@ class _Endpoint:
     run: Runner
     is_async: bool = False
     streams: bool = False  # ``-> Iterator[T]`` and kin: answered by ``_stream``
+    # Set when arguments or the result may carry tensors (``_tensors.py``).
+    tensors: TensorPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +198,7 @@ class ScopegenApp:
                 # An async generator function is no coroutine function.
                 is_async or inspect.isasyncgenfunction(obj),
                 fn.streams,
+                TensorPolicy.of(fn, types),
             )
         static = {
             protocol.FUNCTIONS_PATH: orjson.dumps(manifest(interface)),
@@ -333,9 +337,15 @@ class ScopegenApp:
             await self._answer(send, 200, _HEALTH, rid)
 
     async def _answer(
-        self, send: Send, status: int, body: bytes, rid: bytes, headers: Headers = ()
+        self,
+        send: Send,
+        status: int,
+        body: bytes,
+        rid: bytes,
+        headers: Headers = (),
+        ctype: tuple[bytes, bytes] = _JSON,
     ) -> None:
-        await _respond(send, status, body, rid, (self._hash, *headers))
+        await _respond(send, status, body, rid, (self._hash, *headers), ctype)
 
     def _authorized(self, auth: bytes | None) -> bool:
         """Constant-time bearer check; the scheme name is case-insensitive (RFC 7235)."""
@@ -376,11 +386,17 @@ class ScopegenApp:
                 self._authorize(auth)
             ep = self._endpoint(name, scope["method"])
             raw = await self._read_body(receive, clen)
-            kwargs = _validate(ep, _decode(raw), raw)
+            # Tensors: the JSON form, or the binary framing both ways (_tensors.py).
+            tensors = ep.tensors
+            data = _decode(raw) if tensors is None else tensors.decode(scope, raw, _decode)
+            kwargs = _validate(ep, data, raw)
+            ctype = _JSON
             if ep.streams:
                 lines = self.stream(ep, kwargs)
-            else:
+            elif tensors is None:
                 out = _encode(await ep.run(ep.name, ep.fn, kwargs))
+            else:
+                ctype, out = tensors.encode(scope, await ep.run(ep.name, ep.fn, kwargs))
         except CallError as err:
             await self._answer(send, err.status, err.body, rid, err.headers)
             return err.status
@@ -392,7 +408,7 @@ class ScopegenApp:
             return 200 if sent else 0
         queued, ran = CALL_TIMING.get((0.0, 0.0))
         timing = b"queue;dur=%.1f, run;dur=%.1f" % (queued * 1000.0, ran * 1000.0)
-        await self._answer(send, 200, out, rid, ((_SERVER_TIMING, timing),))
+        await self._answer(send, 200, out, rid, ((_SERVER_TIMING, timing),), ctype)
         return 200
 
     async def _job(
@@ -579,8 +595,15 @@ def _json_type(value: Any) -> str:
     return "a number"
 
 
-async def _respond(send: Send, status: int, body: bytes, rid: bytes, headers: Headers = ()) -> None:
-    head = [_JSON, (b"content-length", b"%d" % len(body)), (_REQUEST_ID, rid)]
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    rid: bytes,
+    headers: Headers = (),
+    ctype: tuple[bytes, bytes] = _JSON,
+) -> None:
+    head = [ctype, (b"content-length", b"%d" % len(body)), (_REQUEST_ID, rid)]
     if headers:
         head.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": head})

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic_core import PydanticCustomError, SchemaValidator
 from pydantic_core import core_schema as cs
 
+from scopegen.server._tensors import tensor_schema
 from scopegen.spec import (
     AnyType,
     DictType,
@@ -29,6 +30,7 @@ from scopegen.spec import (
     ObjectDef,
     Primitive,
     RefType,
+    TensorType,
     TupleType,
     TypeDef,
     UnionType,
@@ -92,7 +94,7 @@ def error_details(errors: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-_NO_GOT = frozenset({"missing", "extra_forbidden", "unexpected_keyword_argument"})
+_NO_GOT = frozenset({"missing", "extra_forbidden", "unexpected_keyword_argument", "tensor_invalid"})
 # Python's names for what a JSON body decodes to (the annotations' vocabulary).
 _JSON_NAMES = {
     str: "str",
@@ -143,6 +145,8 @@ class _Builder:
             return self._union(t.options)
         if isinstance(t, LiteralType):
             return _literal(t.values)
+        if isinstance(t, TensorType):
+            return tensor_schema(t)
         return self._ref(t)
 
     def _union(self, options: tuple[WireType, ...]) -> cs.CoreSchema:

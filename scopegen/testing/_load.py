@@ -31,6 +31,13 @@ from pydantic_core import from_json
 from scopegen import protocol, runtime
 from scopegen.server import DEFAULT_MAX_BODY, ScopegenApp, ServerSettings, create_app
 from scopegen.server._encode import OPTIONS, default
+from scopegen.server._tensors import (
+    TensorPolicy,
+    decode_tensors,
+    is_tensor,
+    json_tensor_default,
+    mentions,
+)
 from scopegen.testing._asgi import Driver, Response
 
 __all__ = ["CallError", "Interface", "Stream", "load"]
@@ -144,6 +151,13 @@ class Interface:
             raise
         self.functions: list[dict[str, Any]] = self.manifest["functions"]
         self._names = frozenset(f["name"] for f in self.functions)
+        # Tensors: arguments in their JSON form when a parameter is one, results decoded
+        # wherever one may be (a tensor type, or ``Any`` / bare containers).
+        iface, types = app.loaded.interface, app.loaded.interface.type_map()
+        self._tensor_args = any(
+            mentions(p.type, types, is_tensor) for fn in iface.functions for p in fn.params
+        )
+        self._tensors = any(TensorPolicy.of(fn, types) is not None for fn in iface.functions)
         self._positional = {
             fn.name: tuple(p.name for p in fn.params if p.kind == "positional_or_keyword")
             for fn in app.loaded.interface.functions
@@ -167,11 +181,15 @@ class Interface:
         __tracebackhide__ = True  # pytest: the failure points at the test's call
         if args:
             kwargs = self._name_positionals(function, args, kwargs)
-        r = self.request("POST", protocol.CALL_PREFIX + function, content=_encode_args(kwargs))
+        tensors = self._tensors
+        body = _encode_args(kwargs, self._tensor_args)
+        r = self.request("POST", protocol.CALL_PREFIX + function, content=body)
         if r.status == 200:
             if r.headers.get("content-type") == STREAM_MEDIA_TYPE:
                 return Stream(r)
-            return from_json(r.read())["result"]
+            result = from_json(r.read())["result"]
+            # Tensors come back as numpy arrays, as the generated client returns them.
+            return decode_tensors(result) if tensors else result
         raise _error(r)
 
     def request(
@@ -379,9 +397,12 @@ def _error(r: Response) -> CallError:
     return CallError(r.status, cast(Mapping[str, Any], error), request_id)
 
 
-def _encode_args(value: Any) -> bytes:
+def _encode_args(value: Any, tensors: bool = False) -> bytes:
     """Arguments as JSON, the way a client writes them (the server's own encoder)."""
     try:
+        if tensors:
+            # numpy arrays and torch tensors in the JSON form, not as lists.
+            return orjson.dumps(value, default=json_tensor_default(default))
         return orjson.dumps(value, default=default, option=OPTIONS)
     except TypeError:
         # Integers past 64 bits, which JSON carries and orjson does not.

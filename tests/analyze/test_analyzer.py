@@ -157,10 +157,44 @@ def test_unresolved_type_is_any_with_warning() -> None:
     assert a.ok
 
 
-def test_tensor_return_message_says_how_to_fix() -> None:
-    a = analyze_source("import torch\n@expose\ndef f() -> torch.Tensor:\n    return 1\n")
+def test_tensors_are_wire_types_alone_and_nested() -> None:
+    src = (
+        "import numpy as np\nimport ml_dtypes\nimport torch\n"
+        "from typing import Any, TypedDict\nfrom numpy.typing import NDArray\n"
+        "class R(TypedDict):\n    h: torch.Tensor\n"
+        "@expose\ndef f(a: torch.Tensor, b: np.ndarray, c: NDArray[np.float32],\n"
+        "      d: 'NDArray[ml_dtypes.bfloat16]', e: NDArray[np.bool_], g: NDArray[Any],\n"
+        "      h: np.ndarray[Any, np.dtype[np.int8]]) -> list[R]:\n    return []\n"
+    )
+    a = analyze_source(src)
+    assert a.diagnostics == ()
+    fn = a.interface.functions[0]
+    assert [p.type for p in fn.params] == [
+        spec.TensorType("torch"),
+        spec.TensorType("numpy"),
+        spec.TensorType("numpy", "float32"),
+        spec.TensorType("numpy", "bfloat16"),
+        spec.TensorType("numpy", "bool"),
+        spec.TensorType("numpy"),
+        spec.TensorType("numpy", "int8"),
+    ]
+    (r,) = a.interface.types
+    assert isinstance(r, spec.ObjectDef) and r.fields[0].type == spec.TensorType("torch")
+
+
+def test_a_tensor_dtype_that_does_not_cross_the_wire_is_sg003() -> None:
+    src = (
+        "import numpy as np\nfrom numpy.typing import NDArray\n"
+        "@expose\ndef f() -> NDArray[np.complex64]:\n    return np.zeros(1)\n"
+    )
+    (d,) = analyze_source(src).diagnostics
+    assert d.code == "SG003" and "np.complex64" in d.message and "float32" in d.message
+
+
+def test_other_torch_types_get_a_hint_that_names_tensors() -> None:
+    a = analyze_source("import torch\n@expose\ndef f() -> torch.nn.Module:\n    return 1\n")
     (d,) = a.diagnostics
-    assert d.code == "SG003" and ".tolist()" in d.message and (d.line, d.column) == (3, 12)
+    assert d.code == "SG003" and "torch.Tensor" in d.message and (d.line, d.column) == (3, 12)
 
 
 def test_default_interface_name() -> None:
@@ -190,8 +224,9 @@ def test_seed_complete_example_lints_clean() -> None:
 @pytest.mark.skipif(not SEED.exists(), reason="shared/ not beside the checkout")
 def test_seed_bad_examples_are_flagged() -> None:
     blocks = _seed_blocks()
+    # DESIGN.md §8 made tensors wire types: the seed's "bad" tensor return is fine now.
     tensor = next(b for b in blocks if "-> torch.Tensor" in b)
-    assert "SG003" in codes("import torch\n" + tensor.split("# GOOD")[0])
+    assert "SG003" not in codes("import torch\n" + tensor.split("# GOOD")[0])
     reload_ = next(b for b in blocks if "# BAD - reloading" in b)
     bad = reload_.split("# BAD - reloading on every call")[1]
     assert "SG010" in codes(bad)

@@ -227,7 +227,7 @@ def test_the_wheel_ships_the_templates_where_the_loader_finds_them(tmp_path: Pat
         "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
         "print(mod.templates_root())\n"
         "print(len(mod.render_template('client/pyproject.toml.tmpl', header='#', package='p',"
-        " version='1', source_name='i.py')))\n"
+        " version='1', source_name='i.py', dependencies='')))\n"
     )
     out = subprocess.run(
         [sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path

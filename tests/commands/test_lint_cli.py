@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parents[1]
 BAD = (
     "import torch\n"
     "@expose\n"
-    "def f(x, y: int = '5') -> torch.Tensor:\n"
+    "def f(x, y: int = '5') -> torch.nn.Module:\n"
     "    return torch.zeros(1)\n"
     "@expose\n"
     "def g(s: str = None) -> str:\n"
@@ -44,7 +44,7 @@ def test_text_format_shows_location_code_and_source_line(bad: Path) -> None:
     r = run("lint", str(bad))
     assert r.returncode == 1
     assert f"{bad}:3:7: SG001" in r.stdout
-    assert "def f(x, y: int = '5') -> torch.Tensor:" in r.stdout
+    assert "def f(x, y: int = '5') -> torch.nn.Module:" in r.stdout
     assert "Found 3 errors and 1 warning in 1 file." in r.stdout
 
 
@@ -61,7 +61,7 @@ def test_json_format_is_exact(bad: Path) -> None:
         ("SG007", 6, "warning"),
     ]
     sg003 = next(d for d in data if d["code"] == "SG003")
-    assert (sg003["column"], sg003["end_column"]) == (27, 39)
+    assert (sg003["column"], sg003["end_column"]) == (27, 42)
 
 
 def test_github_format_is_workflow_commands(bad: Path) -> None:

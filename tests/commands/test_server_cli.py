@@ -244,21 +244,25 @@ def test_missing_model_fails_startup_naming_the_id(no_hf_cache: dict[str, str]) 
 # --------------------------------------------------------------------------- real tensors
 
 
-def test_torch_tensor_result_is_unserializable_with_a_fix() -> None:
+def test_tensors_in_bare_results_are_sent_as_tensors_and_typed_json_says_how_to_fix() -> None:
+    zeros = {"$tensor": {"dtype": "float32", "shape": [3], "data": "AAAAAAAAAAAAAAAA"}}
     with running_server(IFACES / "server_torch.py", startup_timeout=120) as srv:
         r = httpx.post(f"{srv.url}/v1/call/embedding", json={"text": "hi"})
+        assert r.json() == {"result": {"text": "hi", "embedding": zeros}}
+        r = httpx.post(f"{srv.url}/v1/call/nested_tensor")
+        scalar = {"$tensor": {"dtype": "float32", "shape": [], "data": "AACAPw=="}}
+        assert r.json() == {"result": [1, {"scores": [0.5, scalar]}]}
+        r = httpx.post(f"{srv.url}/v1/call/typed_as_json")
         assert r.status_code == 500
         assert r.json()["error"] == {
             "code": "unserializable_result",
-            "message": 'result["embedding"] is torch.Tensor; return .tolist()',
+            "message": "result is torch.Tensor; return .tolist()",
         }
-        r = httpx.post(f"{srv.url}/v1/call/nested_tensor")
-        assert r.json()["error"]["message"] == (
-            'result[1]["scores"][1] is torch.Tensor; return .tolist()'
-        )
         assert httpx.post(f"{srv.url}/v1/call/as_list").json() == {
             "result": {"embedding": [0.0, 0.0, 0.0]}
         }
-        # numpy arrays and scalars are written natively.
+        # numpy arrays in a bare result are tensors too; numpy scalars are numbers.
         r = httpx.post(f"{srv.url}/v1/call/array")
-        assert orjson.loads(r.content) == {"result": {"values": [0, 1, 2], "mean": 1.5, "count": 3}}
+        values = orjson.loads(r.content)["result"].pop("values")
+        assert values["$tensor"]["dtype"] == "int64" and values["$tensor"]["shape"] == [3]
+        assert orjson.loads(r.content)["result"] == {"values": values, "mean": 1.5, "count": 3}

@@ -120,7 +120,9 @@ similarities = [tools.compare_texts(a, b) for a, b in pairs]
 print(json.dumps({{
     "types": sorted({{type(x).__name__ for x in [info, *embeddings, *similarities]}}),
     "info": info.model_dump(),
-    "embeddings": [e.model_dump() for e in embeddings],
+    "embeddings": [e.model_dump() | {{"embedding": e.embedding.tolist(),
+                   "array": [type(e.embedding).__name__, str(e.embedding.dtype)]}}
+                   for e in embeddings],
     "similarities": [s.similarity for s in similarities],
 }}))
 """
@@ -192,6 +194,7 @@ def test_embeddings_equal_the_model_called_directly_within_1e_5(
     for text, got, want in zip(TEXTS, remote["embeddings"], reference["embeddings"], strict=True):
         assert got["text"] == text
         assert got["dimension"] == len(got["embedding"]) == len(want) == 384
+        assert got["array"] == ["ndarray", "float32"]  # a tensor on the wire, numpy here
         worst = max(abs(x - y) for x, y in zip(got["embedding"], want, strict=True))
         assert worst <= 1e-5, f"{text[:30]!r}: max |difference| {worst:.2e}"
 

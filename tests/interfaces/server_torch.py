@@ -1,4 +1,4 @@
-"""Real tensors and arrays: torch is not JSON, numpy is written natively."""
+"""Real tensors and arrays in results typed bare (sent as tensors) and typed as JSON."""
 
 import numpy as np
 import torch
@@ -24,3 +24,8 @@ def as_list() -> dict:
 @expose
 def array() -> dict:
     return {"values": np.arange(3), "mean": np.float32(1.5), "count": np.int64(3)}
+
+
+@expose
+def typed_as_json() -> list[float]:
+    return torch.zeros(3)  # type: ignore[return-value]
