@@ -151,6 +151,10 @@ def _python_packages(
     if config.python_packages is not None:
         return list(config.python_packages)
     inferred = infer_python_packages(imported_modules, folder)
+    if "torch" in inferred and "numpy" not in inferred:
+        # The server moves tensors through numpy (scopegen/server/_tensors.py); torch's
+        # wheels do not require it.
+        inferred.append("numpy")
     # The server's own dependencies are installed anyway, with their version bounds.
     return [p for p in inferred if _dist_key(p) not in _SCOPEGEN_DISTS]
 

@@ -287,11 +287,25 @@ def _decode_result(content: bytes, headers: httpx.Headers) -> Any:
 """
 
 
+# ``_streaming``'s hook for items and job results (JSON, so tensors come in their JSON form).
+_JSON_DECODE_HOOK = """\
+def _decode_json(value: Any) -> Any:
+    return value
+"""
+_TENSOR_DECODE_HOOK = """\
+def _decode_json(value: Any) -> Any:
+    from ._tensors import decode_json
+
+    return decode_json(value)
+"""
+
+
 def _tensor_values(tensors: bool) -> dict[str, str]:
     deps = sorted(_DEPENDENCIES + (_TENSOR_DEPENDENCIES if tensors else ()))
     return {
         "dependencies": "\n".join(f'    "{d}",' for d in deps),
         "tensor_hooks": _TENSOR_HOOKS if tensors else _JSON_HOOKS,
+        "decode_json_hook": _TENSOR_DECODE_HOOK if tensors else _JSON_DECODE_HOOK,
         "tensors": repr(tensors),
         "tensor_media_type": protocol.TENSOR_MEDIA_TYPE,
         "tensor_key": protocol.TENSOR_KEY,

@@ -105,6 +105,11 @@ class _Endpoint:
     # Set when arguments or the result may carry tensors (``_tensors.py``).
     tensors: TensorPolicy | None = None
 
+    @property
+    def result_tensors(self) -> bool:
+        """Results (a stream's items, a job's result) may hold tensors: their JSON form."""
+        return self.tensors is not None and self.tensors.result_tensors
+
 
 @dataclass(frozen=True, slots=True)
 class _Tables:
@@ -477,6 +482,7 @@ class ScopegenApp:
             is_async=ep.is_async,
             call_timeout=self.settings.call_timeout,
             item_timeout=self.settings.item_timeout,
+            tensors=ep.result_tensors,
         )
 
     def _authorize(self, auth: bytes | None) -> None:

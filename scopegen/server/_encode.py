@@ -53,13 +53,30 @@ def default(obj: Any) -> Any:
     raise TypeError
 
 
-def encode(key: str, value: Any) -> bytes:
+def encode(key: str, value: Any, *, tensors: bool = False) -> bytes:
     """``{key: value}`` as JSON: a call's ``result``, a stream's ``item``, a job's result.
 
     The one place a value the function produced becomes wire bytes, so every
     route encodes alike. Raises ``CallError("unserializable_result")`` naming
     the offending part.
     """
+    if tensors:
+        # Tensors as their JSON form (docs/protocol.md "Tensors"); streams and jobs are JSON.
+        from scopegen.server._tensors import json_tensor_default
+
+        encoder = json_tensor_default(default)
+        try:
+            return orjson.dumps({key: value}, default=encoder)
+        except TypeError as exc:
+            message = getattr(encoder, "error", None)
+            if message is not None:
+                raise CallError("unserializable_result", message) from None
+            fallback = dumps_fallback(value, key)
+            if fallback is None:
+                raise CallError(
+                    "unserializable_result", describe_unserializable(value, exc, key)
+                ) from None
+            return fallback
     try:
         return orjson.dumps({key: value}, default=default, option=OPTIONS)
     except TypeError as exc:

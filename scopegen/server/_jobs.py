@@ -232,7 +232,7 @@ class JobTable:
                 await self._collect(job, run_ep, kwargs)
             else:
                 value = await ep.run(ep.name, run_ep.fn, kwargs)
-                result = encode("result", value)[_RESULT_PREFIX:-1]
+                result = encode("result", value, tensors=ep.result_tensors)[_RESULT_PREFIX:-1]
                 self._finish(job, "succeeded", result=result)
         except CallError as err:
             self._finish(job, "failed", error=err.body[_ERROR_PREFIX:-1])

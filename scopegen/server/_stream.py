@@ -60,9 +60,9 @@ def is_item(line: bytes) -> bool:
     return line.startswith(_ITEM_PREFIX)
 
 
-def _line(value: Any) -> bytes:
-    # The call path's encoder (tensors go through it).
-    return encode("item", value) + b"\n"
+def _line(value: Any, tensors: bool) -> bytes:
+    # The call path's encoder; ``tensors``: items may hold tensors (their JSON form).
+    return encode("item", value, tensors=tensors) + b"\n"
 
 
 class _Handoff:
@@ -81,13 +81,15 @@ class _Handoff:
         "space",
         "started",
         "stopped",
+        "tensors",
         "tracked",
         "waiting",
         "wake",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, tracked: Any) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, tracked: Any, tensors: bool) -> None:
         self.loop = loop
+        self.tensors = tensors
         self.tracked = tracked  # the executor's stuck-worker handle (timeouts only)
         self.lines: deque[bytes] = deque()
         self.end: bytes | None = None
@@ -165,7 +167,7 @@ def _produce_lines(
                 h.finish(executor.raised(name, exc).body + b"\n")
                 return
             try:
-                line = _line(item)
+                line = _line(item, h.tensors)
             except CallError as err:
                 h.finish(err.body + b"\n")
                 return
@@ -194,15 +196,16 @@ def stream_lines(
     is_async: bool,
     call_timeout: float | None,
     item_timeout: float | None,
+    tensors: bool = False,
 ) -> AsyncIterator[list[bytes]]:
     """The lines of one streaming call, in batches as they are produced; the end line last.
 
     Raises ``CallError`` only before anything runs (every worker stuck).
     """
     if is_async:
-        return _async_lines(executor, name, fn, kwargs, call_timeout, item_timeout)
+        return _async_lines(executor, name, fn, kwargs, call_timeout, item_timeout, tensors)
     loop = asyncio.get_running_loop()
-    h = _Handoff(loop, executor.track())
+    h = _Handoff(loop, executor.track(), tensors)
     executor.submit(_produce, h, executor, name, fn, kwargs)
     return _sync_lines(h, executor, name, call_timeout, item_timeout)
 
@@ -277,6 +280,7 @@ async def _async_lines(
     kwargs: dict[str, Any],
     call_timeout: float | None,
     item_timeout: float | None,
+    tensors: bool,
 ) -> AsyncIterator[list[bytes]]:
     ait: Any = None
     try:
@@ -314,7 +318,7 @@ async def _async_lines(
                 yield [executor.raised(name, exc).body + b"\n"]
                 return
             try:
-                line = _line(item)
+                line = _line(item, tensors)
             except CallError as err:
                 yield [err.body + b"\n"]
                 return

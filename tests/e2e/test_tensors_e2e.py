@@ -154,3 +154,38 @@ def test_bad_tensors_are_422_and_the_server_serves_the_next_call(
         """,
     )
     assert out.strip() == "ok"
+
+
+def test_tensors_in_stream_items_and_job_results_arrive_as_arrays(
+    venv: Venv, server: RunningServer
+) -> None:
+    out = run(
+        venv,
+        server,
+        """
+        with Client() as c:
+            items = list(c.layers(3))
+            assert [float(a[0, 0]) for a in items] == [0.0, 1.0, 2.0], items
+            assert all(a.dtype == np.float32 and a.shape == (2, 3) for a in items)
+            dicts = list(c.layer_dicts(2))
+            assert dicts[1]["act"].dtype == ml_dtypes.bfloat16, dicts
+            assert dicts[1]["act"].astype(np.float32).tolist() == [1.0, 2.0, 3.0, 4.0]
+            job = c.jobs.layers(2)
+            got = job.result(timeout=60)
+            assert [a.shape for a in got] == [(2, 3), (2, 3)] and float(got[1][0, 0]) == 1.0
+        print("ok")
+        """,
+    )
+    assert out.strip() == "ok"
+
+
+def test_a_stream_line_carries_the_json_form(server: RunningServer) -> None:
+    import httpx
+    import orjson
+
+    with httpx.Client(base_url=server.url, headers=server.headers) as h:
+        r = h.post("/v1/call/layers", json={"n": 1})
+    lines = [orjson.loads(x) for x in r.content.splitlines()]
+    tensor = lines[0]["item"]["$tensor"]
+    assert tensor["dtype"] == "float32" and tensor["shape"] == [2, 3]
+    assert lines[-1] == {"done": True}

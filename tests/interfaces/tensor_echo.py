@@ -1,5 +1,6 @@
 """Tensors on the wire: every annotation form, nested and bare, both kinds (docs/protocol.md)."""
 
+from collections.abc import Iterator
 from typing import Any, TypedDict
 
 import numpy as np
@@ -71,3 +72,16 @@ def complex_result() -> dict:
 @expose
 def as_list() -> list[float]:
     return np.arange(3, dtype=np.float32)  # type: ignore[return-value]  # numpy -> JSON list
+
+
+@expose
+def layers(n: int) -> Iterator[NDArray[np.float32]]:
+    """One activation per layer, streamed as it is computed."""
+    for i in range(n):
+        yield torch.full((2, 3), float(i)).numpy()
+
+
+@expose
+def layer_dicts(n: int) -> Iterator[dict[str, Any]]:
+    for i in range(n):
+        yield {"layer": i, "act": torch.arange(4, dtype=torch.bfloat16) + i}
