@@ -472,6 +472,7 @@ CLIENT_RESERVED_FUNCTION_NAMES: Final = CLIENT_ERROR_CLASSES | frozenset(
         "attach",
         # Helpers its modules import, and builtins its annotations use.
         "Any",
+        "ArrayLike",
         "INTERFACE_HASH",
         "Literal",
         "annotations",

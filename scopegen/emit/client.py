@@ -510,7 +510,7 @@ def _client_module(
         "SyncAPIClient",
         "default_options",
     } | (
-        names.used & {"NOT_GIVEN", "NotGiven"}
+        names.used & {"NOT_GIVEN", "NotGiven", "ArrayLike"}
     )
     stream_names = {"AsyncJob", "Job"}
     if any(fn.streams for fn in interface.functions):
@@ -622,7 +622,8 @@ def _init_module(
         imports += [f"from typing import {', '.join(typing_names)}", ""]
     imports += _tensor_imports(names.used)
     imports.append("from . import types")
-    imports.append("from ._base_client import INTERFACE_HASH, NOT_GIVEN, NotGiven, RawResponse")
+    base = {"INTERFACE_HASH", "NOT_GIVEN", "NotGiven", "RawResponse"} | (names.used & {"ArrayLike"})
+    imports.append(f"from ._base_client import {', '.join(_isort(base))}")
     imports.append("from ._client import AsyncClient, AsyncJobs, Client, Jobs, _default_client")
     imports.append("from ._exceptions import (")
     imports += [f"    {n}," for n in sorted(protocol.CLIENT_ERROR_CLASSES)]

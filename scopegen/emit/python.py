@@ -21,6 +21,7 @@ from scopegen.spec import (
     Parameter,
     Primitive,
     RefType,
+    TensorType,
     TupleType,
     TypeDef,
     UnionType,
@@ -189,6 +190,10 @@ def render_params(fn: Function, types: Mapping[str, TypeDef], names: Names) -> l
     out: list[RenderedParam] = []
     for p in fn.params:
         annotation = spell(p.type, names)
+        if isinstance(p.type, TensorType):
+            # The client takes a torch tensor (or any array) as it is; it sends numpy's bytes.
+            annotation = f"{annotation} | ArrayLike"
+            names.used.add("ArrayLike")
         if p.kind == "var_keyword":
             out.append(RenderedParam(p, f"**{p.name}: {annotation}", annotation, None, False))
             continue

@@ -226,3 +226,40 @@ def test_wrong_user_code_is_rejected_by_mypy(
     code, out = user_check[name]
     assert code == 1, out
     assert re.search(BAD[name][1], out), out
+
+
+TENSORS = ROOT / "tests" / "interfaces" / "tensor_echo.py"
+TENSOR_USER = """
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+import sg_tensor_typing as tools
+
+# Tensor parameters take numpy arrays and anything numpy can read (a torch tensor
+# on any device, through __array__ / DLPack); results are numpy arrays.
+x: NDArray[np.float32] = tools.add_float32(torch.ones(3), np.ones(3, dtype=np.float32))
+y = tools.echo_torch(torch.zeros(2, requires_grad=True))
+z: NDArray[np.float32] = tools.add_float32(x, y)
+"""
+
+
+def test_tensor_parameters_accept_torch_tensors_and_refuse_other_values(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
+    analysis = analyze_file(TENSORS)
+    for rel, text in emit_client(analysis.interface, package="sg_tensor_typing").items():
+        target = tmp_path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    src = next(tmp_path.glob("*/src"))
+    (src / "good_user.py").write_text(TENSOR_USER, encoding="utf-8")
+    (src / "bad_user.py").write_text(
+        'import sg_tensor_typing as tools\n\ntools.echo_torch("not an array")\n', encoding="utf-8"
+    )
+    cmd = [*_tool("mypy"), "--strict", "--cache-dir", str(mypy_cache)]
+    good = _run([*cmd, "good_user.py"], src)
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = _run([*cmd, "bad_user.py"], src)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert 'incompatible type "str"' in bad.stdout, bad.stdout
