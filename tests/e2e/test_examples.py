@@ -31,11 +31,12 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 EMBEDDINGS = EXAMPLES / "embeddings" / "interface.py"
 GEMMA = EXAMPLES / "gemma" / "interface.py"
+STEERING = EXAMPLES / "steering" / "interface.py"
 AGENT = EXAMPLES / "agent" / "agent.py"
 MAKE_TINY = EXAMPLES / "gemma" / "make_tiny_model.py"
 # Unique in the session's shared client venv.
 GEMMA_PACKAGE = "gemma_example_tools"
-INTERFACES = [EMBEDDINGS, GEMMA]
+INTERFACES = [EMBEDDINGS, GEMMA, STEERING]
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
@@ -66,10 +67,11 @@ def test_example_interfaces_lint_clean_even_strict() -> None:
     assert json.loads(proc.stdout) == []
 
 
-def test_lint_walks_examples_folder_and_finds_both_interfaces() -> None:
+def test_lint_walks_examples_folder_and_finds_every_interface() -> None:
     proc = scopegen("lint", "examples")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "(2 files)" in proc.stdout
+    assert f"({len(INTERFACES)} files)" in proc.stdout
+    assert sorted(EXAMPLES.glob("*/interface.py")) == sorted(INTERFACES)
 
 
 @pytest.mark.parametrize("path", INTERFACES, ids=lambda p: p.parent.name)
@@ -103,8 +105,9 @@ def test_example_uses_injected_globals_like_the_seed(path: Path) -> None:
             ["get_model_info", "generate_text", "compare_texts", "stream_text"],
             "google/gemma-2-9b",
         ),
+        (STEERING, ["num_layers", "hidden_states", "steer"], "google/gemma-2-9b"),
     ],
-    ids=["embeddings", "gemma"],
+    ids=["embeddings", "gemma", "steering"],
 )
 def test_schema_lists_example_functions_and_models(
     path: Path, functions: list[str], model: str
