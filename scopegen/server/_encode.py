@@ -60,32 +60,24 @@ def encode(key: str, value: Any, *, tensors: bool = False) -> bytes:
     route encodes alike. Raises ``CallError("unserializable_result")`` naming
     the offending part.
     """
+    encoder: Any = default
+    option = OPTIONS
     if tensors:
         # Tensors as their JSON form (docs/protocol.md "Tensors"); streams and jobs are JSON.
         from scopegen.server._tensors import json_tensor_default
 
-        encoder = json_tensor_default(default)
-        try:
-            return orjson.dumps({key: value}, default=encoder)
-        except TypeError as exc:
-            message = getattr(encoder, "error", None)
-            if message is not None:
-                raise CallError("unserializable_result", message) from None
-            fallback = dumps_fallback(value, key)
-            if fallback is None:
-                raise CallError(
-                    "unserializable_result", describe_unserializable(value, exc, key)
-                ) from None
-            return fallback
+        # Without OPT_SERIALIZE_NUMPY, so that numpy arrays reach the encoder.
+        encoder, option = json_tensor_default(default), 0
     try:
-        return orjson.dumps({key: value}, default=default, option=OPTIONS)
+        return orjson.dumps({key: value}, default=encoder, option=option)
     except TypeError as exc:
-        fallback = dumps_fallback(value, key)
-        if fallback is None:
-            raise CallError(
-                "unserializable_result", describe_unserializable(value, exc, key)
-            ) from None
-        return fallback
+        message = getattr(encoder, "error", None)  # a tensor that cannot cross the wire
+        if message is None:
+            fallback = dumps_fallback(value, key)
+            if fallback is not None:
+                return fallback
+            message = describe_unserializable(value, exc, key)
+        raise CallError("unserializable_result", message) from None
 
 
 def loads_exact(raw: bytes) -> Any:
